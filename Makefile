@@ -1,0 +1,156 @@
+# salesd — one explicit Makefile.  Targets: all test demo bench deps install
+# clean format format-check (plus unit, integration, cppcheck, airflow-venv).
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+CC ?= cc
+PYTHON ?= python3
+
+PKGS := libpq libcurl yaml-0.1 libsystemd libmicrohttpd jansson
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
+CFLAGS ?= -O2 -g
+BASE_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -Ilib -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+LIB_SRCS := lib/log.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
+            lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/run.c lib/health.c
+DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c
+GEN_SRCS := $(BUILD)/gen/schema_sql.c
+SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
+          sql/clickhouse/003_salesd_heartbeat.sql sql/clickhouse/004_salesd_state.sql \
+          sql/clickhouse/005_daily_sales_stats_latest.sql
+SQL_PG := $(wildcard sql/postgres/*.sql)
+HDRS := $(wildcard lib/*.h daemon/*.h)
+
+OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj/gen/schema_sql.o
+SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
+
+# Unit tests: each links only the module under test and what it needs.
+UNIT_TESTS := duration config cron day money metrics tsv health
+unit_duration_DEPS := lib/duration.c
+unit_config_DEPS := lib/config.c lib/duration.c lib/log.c lib/cron.c
+unit_cron_DEPS := lib/cron.c
+unit_day_DEPS := lib/day.c
+unit_money_DEPS := lib/money.c
+unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c lib/tsv.c
+unit_tsv_DEPS := lib/tsv.c
+unit_health_DEPS := lib/health.c
+UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
+
+VENV := $(BUILD)/venv
+AIRFLOW_VENV := $(BUILD)/airflow-venv
+APT_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
+                libsystemd-dev libmicrohttpd-dev libjansson-dev libcmocka-dev cppcheck \
+                clang-format postgresql-15 clickhouse-server clickhouse-client \
+                python3-venv debootstrap systemd-container systemd
+
+.PHONY: all test unit integration demo bench deps install clean format format-check \
+        cppcheck airflow-venv venv san
+.DELETE_ON_ERROR:
+
+all: $(BUILD)/salesd
+
+$(BUILD)/salesd: $(OBJS)
+	$(CC) $(CFLAGS) -o $@ $(OBJS) $(LIBS)
+
+san: $(BUILD)/salesd-san
+$(BUILD)/salesd-san: $(SAN_OBJS)
+	$(CC) $(CFLAGS) $(SAN) -o $@ $(SAN_OBJS) $(LIBS)
+
+$(BUILD)/obj/%.o: %.c $(HDRS) | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -DSALESD_VERSION='"$(VERSION)"' $(CFLAGS) -c -o $@ $<
+$(BUILD)/san/%.o: %.c $(HDRS) | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -DSALESD_VERSION='"$(VERSION)"' $(CFLAGS) $(SAN) -c -o $@ $<
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+$(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -c -o $@ $<
+
+# The ClickHouse DDL is compiled into the binary, so init-schema needs no
+# files at run time and always matches the code that reads the tables.
+$(BUILD)/gen/schema_sql.h: Makefile
+	@mkdir -p $(dir $@)
+	printf '#pragma once\n#include <stddef.h>\ntypedef struct SchemaFile { const char *name; const char *sql; } SchemaFile;\nextern const SchemaFile schema_files[];\nextern const size_t schema_files_count;\n' > $@
+$(BUILD)/gen/schema_sql.c: $(SQL_CH) $(BUILD)/gen/schema_sql.h Makefile
+	@mkdir -p $(dir $@)
+	{ echo '#include "schema_sql.h"'; echo 'const SchemaFile schema_files[] = {'; \
+	  for f in $(SQL_CH); do echo "{ \"$$f\","; \
+	    sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $$f; echo '},'; done; \
+	  echo '};'; echo 'const size_t schema_files_count = sizeof(schema_files) / sizeof(schema_files[0]);'; } > $@
+
+# ---- unit tests (cmocka, AddressSanitizer + UndefinedBehaviorSanitizer) ----
+.SECONDEXPANSION:
+$(BUILD)/test/%_test: test/unit/%_test.c $$(unit_$$*_DEPS) $(HDRS) | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< $(unit_$*_DEPS) $(LIBS) $(shell pkg-config --libs cmocka)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; \
+	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  SALESD_TEST_FIXTURES=$(CURDIR)/test/fixtures SALESD_SOURCE_DIR=$(CURDIR) $$t; done
+
+# ---- static checks ----
+C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h)
+format:
+	clang-format -i $(C_FILES)
+format-check:
+	clang-format --dry-run -Werror $(C_FILES)
+cppcheck: $(BUILD)/gen/schema_sql.h
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --std=c11 -D__GNUC__ -Ilib -I$(BUILD)/gen \
+	  --suppress=missingIncludeSystem lib daemon
+
+# ---- Python venvs (pinned requirements files) ----
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: test/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r test/requirements.txt
+	touch $@
+airflow-venv: $(AIRFLOW_VENV)/.stamp
+$(AIRFLOW_VENV)/.stamp: airflow/requirements.txt
+	$(PYTHON) -m venv $(AIRFLOW_VENV)
+	$(AIRFLOW_VENV)/bin/pip install --quiet --disable-pip-version-check -r airflow/requirements.txt
+	touch $@
+
+# ---- the whole suite ----
+integration: $(BUILD)/salesd $(BUILD)/salesd-san venv
+	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
+
+test: deps
+	$(MAKE) all san $(UNIT_BINS)
+	$(MAKE) format-check cppcheck
+	$(MAKE) unit
+	$(MAKE) integration
+
+demo: deps all venv
+	$(VENV)/bin/python test/harness/demo.py --salesd $(CURDIR)/$(BUILD)/salesd
+
+bench: deps all venv
+	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  echo "installing:" $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+install: $(BUILD)/salesd
+	install -D -m 0755 $(BUILD)/salesd $(DESTDIR)$(PREFIX)/bin/salesd
+	install -D -m 0644 config/salesd.yaml $(DESTDIR)$(PREFIX)/share/salesd/salesd.yaml.example
+	install -d $(DESTDIR)$(PREFIX)/share/salesd/sql/postgres $(DESTDIR)$(PREFIX)/share/salesd/sql/clickhouse
+	install -m 0644 $(SQL_PG) $(DESTDIR)$(PREFIX)/share/salesd/sql/postgres/
+	install -m 0644 $(SQL_CH) $(DESTDIR)$(PREFIX)/share/salesd/sql/clickhouse/
+	install -D -m 0644 systemd/salesd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/salesd.service
+	install -D -m 0644 docs/salesd.8 $(DESTDIR)$(PREFIX)/share/man/man8/salesd.8
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san

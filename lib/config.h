@@ -1,0 +1,94 @@
+/* salesd's configuration (SPEC §6).
+ *
+ * One declarative table in config.c drives parsing (libyaml), defaults,
+ * validation, SALESD_* environment overrides, `check-config` output, the
+ * reload policy and the documentation check.  Loading never stops at the
+ * first problem: every error found is reported with file:line:column and the
+ * key, so an operator fixes a file in one pass.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "duration.h"
+
+typedef struct PostgresConfig {
+        char *conninfo;
+        char *password_file;
+        char *orders_table;
+        char *order_items_table;
+        char *tombstones_table;    /* "" = none */
+        char **completed_statuses; /* NULL-terminated */
+        usec_t statement_timeout;
+        int64_t lock_key;
+        char *password; /* resolved secret or NULL (libpq then uses PGPASSWORD / ~/.pgpass) */
+} PostgresConfig;
+
+typedef struct ClickHouseConfig {
+        char *url;
+        char *database;
+        char *user;
+        char *password_file;
+        usec_t timeout;
+        unsigned retries;
+        char *password; /* resolved secret or NULL */
+} ClickHouseConfig;
+
+typedef struct HttpConfig {
+        char *listen; /* "" = disabled */
+        char *token_file;
+        char *token; /* resolved secret or NULL (POST /run then answers 403) */
+} HttpConfig;
+
+typedef struct NotifyConfig {
+        char *channel; /* "" = off */
+        usec_t debounce;
+} NotifyConfig;
+
+typedef struct Config {
+        char *path;     /* the file it was loaded from */
+        char *instance; /* resolved: hostname when the file leaves it empty */
+        char *timezone;
+        char *schedule;
+        bool run_on_start;
+        usec_t overlap;
+        unsigned reconcile_days;
+        usec_t heartbeat_interval;
+        int log_level; /* syslog priority */
+        PostgresConfig postgres;
+        ClickHouseConfig clickhouse;
+        HttpConfig http;
+        NotifyConfig notify;
+} Config;
+
+/* Loads path (a missing file is an error), applies defaults, SALESD_*
+ * environment overrides (taken from environ) and resolves secrets from
+ * password_file / token_file / $CREDENTIALS_DIRECTORY.
+ *
+ * On failure returns -EINVAL (bad content), -ENOENT/-EACCES/... (file), and
+ * fills err with one line per problem, each "FILE:LINE:COLUMN: key 'a.b': what
+ * is wrong" (or "environment SALESD_X: ..." for overrides, "FILE: ..." when
+ * there is no position). *ret is untouched on failure. */
+int config_load(const char *path, Config **ret, char *err, size_t errlen);
+
+/* Frees c and every string it owns; accepts NULL. */
+void config_free(Config *c);
+
+/* Writes the effective configuration as YAML that config_load would accept,
+ * every key included, secrets (passwords in conninfo, resolved passwords and
+ * tokens) never shown.  Returns 0 or -errno. */
+int config_print(const Config *c, FILE *f);
+
+/* True when a change from old to new can be applied by SIGHUP without a
+ * restart.  When false, why names the first key that needs a restart. */
+bool config_reloadable(const Config *old_config, const Config *new_config, const char **why);
+
+/* Returns a copy of a libpq conninfo (keyword=value or URI) with any password
+ * replaced by "********", for logs and check-config.  Caller frees. */
+char *config_mask_conninfo(const char *conninfo);
+
+/* The names of every key the table knows, dotted ("postgres.conninfo"),
+ * NULL-terminated; for the documentation check. */
+const char *const *config_known_keys(void);

@@ -1,0 +1,79 @@
+/* What the daemon knows about its own runs, and the two views of it that the
+ * HTTP endpoint serves: the /healthz JSON document and the Prometheus text
+ * exposition for /metrics.  Pure data and formatting: no I/O, no clock reads
+ * (callers pass `now`), so every rule is unit-tested. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "duration.h"
+
+typedef enum RunStatus {
+        RUN_STATUS_SUCCESS,
+        RUN_STATUS_FAILED,
+        RUN_STATUS_SKIPPED,
+        _RUN_STATUS_MAX,
+} RunStatus;
+
+const char *run_status_to_string(RunStatus s);
+
+typedef struct RunRecord {
+        char run_id[37];     /* UUID text */
+        const char *trigger; /* static string: start, schedule, signal, http, notify, cli */
+        RunStatus status;
+        usec_t started_at; /* CLOCK_REALTIME, usec */
+        usec_t finished_at;
+        unsigned days_recomputed;
+        unsigned days_written;
+        char error[512]; /* "" on success; why, on skip */
+} RunRecord;
+
+/* Upper bounds (seconds) of the run-duration histogram buckets. */
+#define HEALTH_DURATION_BUCKETS 10
+
+typedef struct Health {
+        const char *instance; /* borrowed */
+        const char *version;  /* borrowed */
+        bool ready;           /* config and schema verified */
+        bool has_last_run;
+        RunRecord last_run;
+        usec_t started_at;         /* daemon start, usec */
+        usec_t last_success;       /* 0 = never */
+        usec_t last_ok_or_skipped; /* last run that succeeded or was skipped; 0 = never */
+        usec_t next_run;           /* 0 = unknown */
+        usec_t watermark;          /* 0 = none yet */
+        unsigned consecutive_failures;
+        uint64_t runs_total[_RUN_STATUS_MAX];
+        uint64_t days_written_total;
+        uint64_t heartbeat_failures_total;
+        uint64_t run_rows_dropped_total;
+        uint64_t run_rows_pending;
+        uint64_t duration_bucket_counts[HEALTH_DURATION_BUCKETS]; /* cumulative is computed at render */
+        uint64_t duration_count;
+        usec_t duration_sum;
+} Health;
+
+/* Folds a finished run into h (counters, last_run, histogram, streaks). */
+void health_record_run(Health *h, const RunRecord *r);
+
+typedef enum HealthState {
+        HEALTH_OK,
+        HEALTH_STANDBY, /* the last run was skipped: another instance holds the lock */
+        HEALTH_FAILING, /* last 3 runs failed, or nothing succeeded/skipped for > 2 periods */
+} HealthState;
+
+const char *health_state_to_string(HealthState s);
+
+/* schedule_period: the time between two scheduled runs (usec). */
+HealthState health_state(const Health *h, usec_t now, usec_t schedule_period);
+
+/* /healthz body (JSON, timestamps RFC 3339 UTC, no secrets) and its HTTP
+ * status (200, or 503 when failing).  Returns a malloc'd string, NULL on OOM. */
+char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, int *ret_http_status);
+
+/* /metrics body in the Prometheus text format 0.0.4.  malloc'd, NULL on OOM. */
+char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period);
+
+/* RFC 3339 UTC with second precision ("2026-11-25T07:00:00Z"). */
+char *health_format_time(usec_t t, char *buf, size_t len);
