@@ -10,12 +10,12 @@ PKGS := libpq libcurl yaml-0.1 libsystemd libmicrohttpd jansson
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wcast-qual -Wformat=2 -Werror
 CFLAGS ?= -O2 -g
-BASE_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -Ilib -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
+BASE_CFLAGS = -std=gnu11 $(WARN) -D_GNU_SOURCE -DSALESD_VERSION='"$(VERSION)"' -Ilib -I$(BUILD)/gen $(shell pkg-config --cflags $(PKGS))
 LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-LIB_SRCS := lib/log.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
+LIB_SRCS := lib/log.c lib/buf.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/run.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
@@ -29,15 +29,16 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv health
+UNIT_TESTS := duration config cron day money metrics tsv health http
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := lib/config.c lib/duration.c lib/log.c lib/cron.c
 unit_cron_DEPS := lib/cron.c
 unit_day_DEPS := lib/day.c
 unit_money_DEPS := lib/money.c
-unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c lib/tsv.c
-unit_tsv_DEPS := lib/tsv.c
+unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c
+unit_tsv_DEPS := lib/tsv.c lib/buf.c
 unit_health_DEPS := lib/health.c
+unit_http_DEPS := daemon/http.c lib/log.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv
@@ -62,10 +63,10 @@ $(BUILD)/salesd-san: $(SAN_OBJS)
 
 $(BUILD)/obj/%.o: %.c $(HDRS) | $(BUILD)/gen/schema_sql.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -DSALESD_VERSION='"$(VERSION)"' $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
 $(BUILD)/san/%.o: %.c $(HDRS) | $(BUILD)/gen/schema_sql.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -DSALESD_VERSION='"$(VERSION)"' $(CFLAGS) $(SAN) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -c -o $@ $<
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<

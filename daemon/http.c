@@ -1,0 +1,532 @@
+/* The HTTP endpoint (SPEC §7) on libmicrohttpd, run from the sd-event loop.
+ *
+ * MHD runs without threads of its own (MHD_USE_EPOLL, external polling): its
+ * epoll fd is one IO source of the loop and a one-shot timer follows
+ * MHD_get_timeout(), refreshed in a prepare callback before every poll.  So
+ * request handlers run on the loop thread and read the manager's state
+ * without locks, and a slow or stalled client only costs one connection slot
+ * until its idle timeout.
+ *
+ * We open the listening socket ourselves and hand it to MHD: bind() gives the
+ * exact errno for "port already in use", which MHD_start_daemon would hide
+ * behind a NULL.
+ *
+ * The POST /run token is compared in constant time and never logged or
+ * echoed.  MHD's own rejections (malformed requests, oversized headers) keep
+ * MHD's built-in bodies; everything we answer ourselves is JSON. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* No route takes a body; anything bigger than this is a mistake or abuse. */
+#define HTTP_MAX_BODY             1024
+#define HTTP_MAX_DISCARD          (64 * 1024)
+#define HTTP_MAX_CONNECTIONS      32u
+#define HTTP_CONNECTION_TIMEOUT_S 10u
+/* Per-connection pool: bounds request line plus headers. */
+#define HTTP_CONNECTION_MEMORY (32 * 1024)
+#define HTTP_LISTEN_BACKLOG    64
+/* MHD's deadlines are in milliseconds; sd-event would coalesce by 250 ms. */
+#define HTTP_TIMER_ACCURACY_US 1000
+
+#define CONTENT_TYPE_JSON    "application/json"
+#define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
+
+struct HttpServer {
+        sd_event *event;
+        sd_event_source *io;
+        sd_event_source *timer;
+        struct MHD_Daemon *mhd;
+        HttpHandlers handlers;
+        char *token; /* NULL: POST /run disabled */
+        size_t token_len;
+};
+
+typedef enum RouteKind {
+        ROUTE_HEALTHZ,
+        ROUTE_READYZ,
+        ROUTE_METRICS,
+        ROUTE_RUN,
+} RouteKind;
+
+static const struct Route {
+        const char *path;
+        RouteKind kind;
+        const char *allow;
+} routes[] = {
+        { "/healthz", ROUTE_HEALTHZ, "GET, HEAD" },
+        { "/readyz", ROUTE_READYZ, "GET, HEAD" },
+        { "/metrics", ROUTE_METRICS, "GET, HEAD" },
+        { "/run", ROUTE_RUN, "POST" },
+};
+
+/* Per-request state, freed by on_completed. */
+typedef struct Request {
+        uint64_t body_bytes;
+} Request;
+
+static void secret_free(char *s, size_t len) {
+        if (!s)
+                return;
+        explicit_bzero(s, len);
+        free(s);
+}
+
+static void format_peer(struct MHD_Connection *c, char *buf, size_t len) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        snprintf(buf, len, "?");
+        if (!ci || !ci->client_addr)
+                return;
+        socklen_t sl =
+                ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+        if (getnameinfo(ci->client_addr, sl, buf, len, NULL, 0, NI_NUMERICHOST) != 0)
+                snprintf(buf, len, "?");
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *body, const char *content_type,
+                             const char *extra_name, const char *extra_value) {
+        /* body is malloc'd and owned by MHD from here on (MUST_FREE). */
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+        if (!r) {
+                free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        if (extra_name)
+                MHD_add_response_header(r, extra_name, extra_value);
+        enum MHD_Result ret = MHD_queue_response(c, status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static char *json_one(const char *key, const char *value) {
+        json_t *j = json_pack("{s:s}", key, value);
+        if (!j)
+                return NULL;
+        char *s = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        return s;
+}
+
+static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *message,
+                                   const char *extra_name, const char *extra_value) {
+        char *body = json_one("error", message);
+        if (!body)
+                return MHD_NO;
+        return reply(c, status, body, CONTENT_TYPE_JSON, extra_name, extra_value);
+}
+
+/* Runs over the whole expected token whatever the given one holds, so the
+ * time taken does not tell how many leading bytes matched. */
+static bool token_equal(const char *given, size_t given_len, const char *want, size_t want_len) {
+        volatile unsigned char diff = given_len != want_len;
+
+        for (size_t i = 0; i < want_len; i++) {
+                unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+                diff |= g ^ (unsigned char)want[i];
+        }
+        return diff == 0;
+}
+
+/* NULL when the header is missing or not a Bearer credential. */
+static const char *bearer_token(struct MHD_Connection *c) {
+        const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (!v || strncasecmp(v, "Bearer", 6) != 0 || (v[6] != ' ' && v[6] != '\t'))
+                return NULL;
+        v += 6;
+        while (*v == ' ' || *v == '\t')
+                v++;
+        return v;
+}
+
+static enum MHD_Result serve_handler(HttpServer *s, struct MHD_Connection *c, const struct Route *route) {
+        int (*fn)(void *, char **) = route->kind == ROUTE_HEALTHZ  ? s->handlers.healthz
+                                     : route->kind == ROUTE_READYZ ? s->handlers.readyz
+                                                                   : s->handlers.metrics;
+        char *body = NULL;
+        int status = fn(s->handlers.userdata, &body);
+
+        if (status < 100 || status > 599 || !body) {
+                free(body);
+                log_debug("http: %s handler failed (%d)", route->path, status);
+                return reply_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error", NULL, NULL);
+        }
+        return reply(c, (unsigned)status, body, route->kind == ROUTE_METRICS ? CONTENT_TYPE_METRICS : CONTENT_TYPE_JSON,
+                     NULL, NULL);
+}
+
+/* 0 when POST /run may proceed, else the reply has been queued into *ret. */
+static int check_run_auth(HttpServer *s, struct MHD_Connection *c, enum MHD_Result *ret) {
+        char peer[INET6_ADDRSTRLEN + 8];
+
+        if (!s->token) {
+                *ret = reply_error(c, MHD_HTTP_FORBIDDEN,
+                                   "POST /run is disabled: no token configured; set http.token_file to a file "
+                                   "holding a bearer token and reload",
+                                   NULL, NULL);
+                return -EPERM;
+        }
+        const char *given = bearer_token(c);
+        if (!given || !token_equal(given, strlen(given), s->token, s->token_len)) {
+                format_peer(c, peer, sizeof(peer));
+                log_notice("http: refused POST /run from %s: %s", peer,
+                           given ? "bearer token does not match" : "no bearer token");
+                *ret = reply_error(c, MHD_HTTP_UNAUTHORIZED,
+                                   given ? "invalid bearer token" : "missing bearer token (Authorization: Bearer ...)",
+                                   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"salesd\"");
+                return -EACCES;
+        }
+        return 0;
+}
+
+static bool content_length_too_big(struct MHD_Connection *c) {
+        const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (!v)
+                return false;
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 10);
+        /* MHD already refuses malformed lengths; be strict anyway. */
+        return errno != 0 || end == v || n > HTTP_MAX_BODY;
+}
+
+/* Called once the whole request (headers and any body) is in. */
+static enum MHD_Result dispatch(HttpServer *s, struct MHD_Connection *c, const char *url, const char *method) {
+        const struct Route *route = NULL;
+
+        for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+                if (strcmp(url, routes[i].path) == 0)
+                        route = &routes[i];
+        if (!route)
+                return reply_error(c, MHD_HTTP_NOT_FOUND, "not found", NULL, NULL);
+
+        bool is_get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+        bool is_post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+        if (route->kind == ROUTE_RUN ? !is_post : !is_get)
+                return reply_error(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", MHD_HTTP_HEADER_ALLOW,
+                                   route->allow);
+        if (route->kind != ROUTE_RUN)
+                return serve_handler(s, c, route);
+
+        enum MHD_Result ret;
+        if (check_run_auth(s, c, &ret) < 0)
+                return ret;
+
+        char peer[INET6_ADDRSTRLEN + 8];
+        format_peer(c, peer, sizeof(peer));
+        log_info("http: run requested by %s", peer);
+        s->handlers.run(s->handlers.userdata);
+        char *body = json_one("status", "queued");
+        if (!body)
+                return MHD_NO;
+        return reply(c, MHD_HTTP_ACCEPTED, body, CONTENT_TYPE_JSON, NULL, NULL);
+}
+
+/* MHD calls this first with only the headers, then once per body piece,
+ * then once more with nothing left.  We answer on that last call: a reply
+ * queued on the first call makes MHD 0.9.x close the connection, which
+ * would defeat keep-alive for scrapers. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls) {
+        HttpServer *s = cls;
+        Request *rq = *con_cls;
+        (void)version;
+        (void)upload_data;
+
+        if (!rq) {
+                rq = calloc(1, sizeof(*rq));
+                if (!rq)
+                        return MHD_NO;
+                *con_cls = rq;
+                log_debug("http: %s %s", method, url);
+                /* Refused before reading it; MHD then closes the connection. */
+                if (content_length_too_big(c))
+                        return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL, NULL);
+                return MHD_YES;
+        }
+
+        if (*upload_data_size > 0) {
+                rq->body_bytes += *upload_data_size;
+                *upload_data_size = 0;
+                /* A chunked body has no length to refuse up front: discard a
+                 * little, then drop the connection rather than read forever. */
+                if (rq->body_bytes > HTTP_MAX_DISCARD)
+                        return MHD_NO;
+                return MHD_YES;
+        }
+
+        if (rq->body_bytes > HTTP_MAX_BODY)
+                return reply_error(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large", NULL, NULL);
+        return dispatch(s, c, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+        (void)cls;
+        (void)c;
+        (void)toe;
+        free(*con_cls);
+        *con_cls = NULL;
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        char line[512];
+        (void)cls;
+
+        vsnprintf(line, sizeof(line), fmt, ap);
+        line[strcspn(line, "\n")] = '\0';
+        log_debug("microhttpd: %s", line);
+}
+
+static int on_mhd_event(sd_event_source *src, void *userdata) {
+        HttpServer *s = userdata;
+        (void)src;
+
+        if (MHD_run(s->mhd) != MHD_YES)
+                log_debug("http: MHD_run failed");
+        return 0;
+}
+
+static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        (void)fd;
+        (void)revents;
+        return on_mhd_event(src, userdata);
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        (void)usec;
+        return on_mhd_event(src, userdata);
+}
+
+/* Before each poll: arm the timer to MHD's next deadline (idle timeouts,
+ * data MHD already buffered), or disable it when MHD has none. */
+static int on_prepare(sd_event_source *src, void *userdata) {
+        HttpServer *s = userdata;
+        MHD_UNSIGNED_LONG_LONG ms;
+        uint64_t now;
+        (void)src;
+
+        if (MHD_get_timeout(s->mhd, &ms) != MHD_YES)
+                return sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        if (sd_event_now(s->event, CLOCK_MONOTONIC, &now) < 0)
+                now = 0;
+        uint64_t delay = ms > UINT64_MAX / 1000 - now ? UINT64_MAX - now : ms * 1000;
+        int r = sd_event_source_set_time(s->timer, now + delay);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+}
+
+/* "HOST:PORT" or "[V6]:PORT"; HOST may be a name ("localhost"). */
+static int parse_listen(const char *address, struct sockaddr_storage *ret_addr, socklen_t *ret_len, char *err,
+                        size_t errlen) {
+        char host[256];
+        const char *port_s;
+        int family = AF_UNSPEC;
+
+        if (address[0] == '[') {
+                const char *rb = strchr(address, ']');
+                if (!rb || rb[1] != ':') {
+                        snprintf(err, errlen, "invalid listen address '%s': expected [IPV6]:PORT", address);
+                        return -EINVAL;
+                }
+                size_t n = (size_t)(rb - address - 1);
+                if (n == 0 || n >= sizeof(host)) {
+                        snprintf(err, errlen, "invalid listen address '%s': bad IPv6 address", address);
+                        return -EINVAL;
+                }
+                memcpy(host, address + 1, n);
+                host[n] = '\0';
+                port_s = rb + 2;
+                family = AF_INET6;
+        } else {
+                const char *colon = strrchr(address, ':');
+                if (!colon || colon == address) {
+                        snprintf(err, errlen, "invalid listen address '%s': expected HOST:PORT, e.g. '127.0.0.1:8787'",
+                                 address);
+                        return -EINVAL;
+                }
+                size_t n = (size_t)(colon - address);
+                if (memchr(address, ':', n)) {
+                        snprintf(err, errlen,
+                                 "invalid listen address '%s': write IPv6 addresses in brackets, e.g. '[::1]:8787'",
+                                 address);
+                        return -EINVAL;
+                }
+                if (n >= sizeof(host)) {
+                        snprintf(err, errlen, "invalid listen address '%s': host name too long", address);
+                        return -EINVAL;
+                }
+                memcpy(host, address, n);
+                host[n] = '\0';
+                port_s = colon + 1;
+        }
+
+        unsigned long port = 0;
+        size_t digits = strspn(port_s, "0123456789");
+        if (digits == 0 || digits > 5 || port_s[digits] != '\0' || (port = strtoul(port_s, NULL, 10)) == 0 ||
+            port > 65535) {
+                snprintf(err, errlen, "invalid listen address '%s': port must be a number from 1 to 65535", address);
+                return -EINVAL;
+        }
+
+        struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+        struct addrinfo *res = NULL;
+        int gai = getaddrinfo(host, port_s, &hints, &res);
+        if (gai != 0 || !res) {
+                snprintf(err, errlen, "invalid listen address '%s': cannot resolve '%s': %s", address, host,
+                         gai_strerror(gai));
+                return -EINVAL;
+        }
+        memcpy(ret_addr, res->ai_addr, res->ai_addrlen);
+        *ret_len = res->ai_addrlen;
+        freeaddrinfo(res);
+        return 0;
+}
+
+static int open_listener(const char *address, int *ret_fd, int *ret_family, char *err, size_t errlen) {
+        struct sockaddr_storage addr;
+        socklen_t len;
+        int one = 1;
+
+        int r = parse_listen(address, &addr, &len, err, errlen);
+        if (r < 0)
+                return r;
+        int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+                r = -errno;
+                snprintf(err, errlen, "cannot listen on '%s': socket: %s", address, strerror(-r));
+                return r;
+        }
+        /* Lets a restarted daemon bind while old connections sit in TIME_WAIT;
+         * a live listener still gets EADDRINUSE. */
+        (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, (struct sockaddr *)&addr, len) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
+                r = -errno;
+                close(fd);
+                snprintf(err, errlen, "cannot listen on '%s': %s%s", address, strerror(-r),
+                         r == -EADDRINUSE ? " (is another salesd running? change http.listen)"
+                         : r == -EACCES   ? " (ports below 1024 need privileges)"
+                                          : "");
+                return r;
+        }
+        *ret_fd = fd;
+        *ret_family = addr.ss_family;
+        return 0;
+}
+
+int http_server_new(sd_event *e, const char *listen, const char *token, const HttpHandlers *handlers, HttpServer **ret,
+                    char *err, size_t errlen) {
+        HttpServer *s;
+        int fd = -1, family = AF_UNSPEC, r;
+
+        if (!e || !listen || !handlers || !ret || !handlers->healthz || !handlers->readyz || !handlers->metrics ||
+            !handlers->run) {
+                snprintf(err, errlen, "http server: missing argument");
+                return -EINVAL;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s) {
+                snprintf(err, errlen, "http server: out of memory");
+                return -ENOMEM;
+        }
+        s->event = sd_event_ref(e);
+        s->handlers = *handlers;
+        r = http_server_set_token(s, token);
+        if (r < 0) {
+                snprintf(err, errlen, "http server: out of memory");
+                goto fail;
+        }
+
+        r = open_listener(listen, &fd, &family, err, errlen);
+        if (r < 0)
+                goto fail;
+
+        unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (family == AF_INET6 ? MHD_USE_IPv6 : 0);
+        errno = 0;
+        s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+                                  MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+        if (!s->mhd) {
+                r = errno > 0 ? -errno : -EIO;
+                /* Depending on where it failed, MHD may already have closed it. */
+                if (fcntl(fd, F_GETFD) >= 0)
+                        close(fd);
+                snprintf(err, errlen, "cannot start the http server on '%s': libmicrohttpd refused to start (%s)",
+                         listen, strerror(-r));
+                goto fail;
+        }
+
+        const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+        if (!info) {
+                r = -EIO;
+                snprintf(err, errlen, "cannot start the http server on '%s': libmicrohttpd has no epoll fd", listen);
+                goto fail;
+        }
+        r = sd_event_add_io(e, &s->io, info->epoll_fd, EPOLLIN, on_io, s);
+        if (r >= 0)
+                r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, HTTP_TIMER_ACCURACY_US, on_timer, s);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_source_set_prepare(s->io, on_prepare);
+        if (r < 0) {
+                snprintf(err, errlen, "cannot start the http server on '%s': sd-event: %s", listen, strerror(-r));
+                goto fail;
+        }
+        (void)sd_event_source_set_description(s->io, "http-io");
+        (void)sd_event_source_set_description(s->timer, "http-timer");
+
+        log_debug("http: listening on %s", listen);
+        *ret = s;
+        return 0;
+
+fail:
+        http_server_free(s);
+        return r;
+}
+
+int http_server_set_token(HttpServer *s, const char *token) {
+        /* Fail closed: on OOM the old token is gone and POST /run answers 403. */
+        secret_free(s->token, s->token_len);
+        s->token = NULL;
+        s->token_len = 0;
+        if (!token || !*token)
+                return 0;
+        s->token = strdup(token);
+        if (!s->token)
+                return -ENOMEM;
+        s->token_len = strlen(token);
+        return 0;
+}
+
+void http_server_free(HttpServer *s) {
+        if (!s)
+                return;
+        sd_event_source_disable_unref(s->io);
+        sd_event_source_disable_unref(s->timer);
+        if (s->mhd)
+                MHD_stop_daemon(s->mhd); /* closes the listening socket too */
+        sd_event_unref(s->event);
+        secret_free(s->token, s->token_len);
+        free(s);
+}

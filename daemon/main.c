@@ -1,0 +1,389 @@
+/* salesd's command line (SPEC §5): parse argv, load the configuration, and
+ * either run the daemon (daemon/manager.c) or do one job and exit with a
+ * sysexits code. */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "ch.h"
+#include "config.h"
+#include "day.h"
+#include "health.h"
+#include "log.h"
+#include "manager.h"
+#include "run.h"
+#include "schema.h"
+
+#define DEFAULT_CONFIG "/etc/salesd/salesd.yaml"
+#define MAX_BACKFILL_DAYS 36600
+
+static void print_help(FILE *f) {
+        fputs("usage: salesd [-c FILE] [COMMAND] [OPTIONS]\n"
+              "\n"
+              "Keeps a ClickHouse table of daily sales metrics in step with a Postgres shop database.\n"
+              "\n"
+              "commands:\n"
+              "  run                           run the daemon (default)\n"
+              "  once [--date YYYY-MM-DD]...   one run now (or just those days), then exit\n"
+              "  backfill --from DAY --to DAY  recompute a range of days (inclusive)\n"
+              "  init-schema                   create/verify the ClickHouse objects\n"
+              "  check-config                  validate and print the effective configuration\n"
+              "  status [--json]               ask the running daemon (GET /healthz)\n"
+              "\n"
+              "options:\n"
+              "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+              "  -h, --help          this help\n"
+              "  -V, --version       print the version\n"
+              "\n"
+              "exit codes: 0 ok, 64 usage, 69 a server unavailable, 78 configuration error, 1 other failure.\n"
+              "See salesd(8) and docs/ for more.\n",
+              f);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+        va_list ap;
+        fprintf(stderr, "salesd: ");
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'salesd --help'.\n");
+        return EX_USAGE;
+}
+
+static int load_config(const char *path, Config **ret) {
+        char err[8192] = "";
+        int r = config_load(path, ret, err, sizeof(err));
+        if (r < 0) {
+                /* every problem on its own line, each already "file:line:col: ..." */
+                char *save = NULL;
+                for (char *line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+                        log_error("%s", line);
+                log_error("configuration '%s' is invalid; fix the errors above (check with 'salesd -c %s "
+                          "check-config')",
+                          path, path);
+                return EX_CONFIG;
+        }
+        log_set_level((*ret)->log_level);
+        /* The schedule and "today" are evaluated in the configured zone. */
+        setenv("TZ", (*ret)->timezone, 1);
+        tzset();
+        return 0;
+}
+
+static int exit_code_for(int r, bool unavailable) {
+        if (r >= 0)
+                return EX_OK;
+        return unavailable ? EX_UNAVAILABLE : 1;
+}
+
+static void format_duration(usec_t d, char *buf, size_t len) {
+        snprintf(buf, len, "%" PRIu64 ".%03" PRIu64 " s", d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC);
+}
+
+static void log_run(const RunRecord *rec, const RunOutcome *out, bool explicit_days) {
+        char dur[32], first[DAY_STRLEN], last[DAY_STRLEN];
+        format_duration(rec->finished_at - rec->started_at, dur, sizeof(dur));
+        switch (rec->status) {
+        case RUN_STATUS_SUCCESS:
+                log_info("run %s (trigger %s): success in %s: %u days recomputed%s%s%s%s%s, %u written, watermark %s%s",
+                         rec->run_id, rec->trigger, dur, rec->days_recomputed, rec->days_recomputed ? " (" : "",
+                         rec->days_recomputed ? day_format(out->first_day, first) : "",
+                         rec->days_recomputed ? ".." : "", rec->days_recomputed ? day_format(out->last_day, last) : "",
+                         rec->days_recomputed ? ")" : "", rec->days_written,
+                         explicit_days ? "not moved (explicit days)" : *out->watermark ? out->watermark : "none",
+                         out->watermark_advanced ? " (advanced)" : "");
+                break;
+        case RUN_STATUS_SKIPPED:
+                log_notice("run %s (trigger %s): skipped: %s", rec->run_id, rec->trigger, rec->error);
+                break;
+        default:
+                log_error("run %s (trigger %s): failed after %s: %s", rec->run_id, rec->trigger, dur, rec->error);
+                break;
+        }
+        if (out->guard_blind)
+                log_warning("the postgres role cannot see other sessions' transactions (grant it pg_read_all_stats); "
+                            "relying on overlap alone for late commits");
+        if (!out->run_row_written)
+                log_warning("run %s: its salesd_runs row could not be written to clickhouse", rec->run_id);
+}
+
+/* Schema must exist before a run writes; a missing table gets a clear hint. */
+static int verify_schema(const Config *c, bool create, bool *ret_unavailable) {
+        char err[2048] = "";
+        ChClient *ch = NULL;
+        int r = ch_client_new(&c->clickhouse, &ch, err, sizeof(err));
+        if (r == 0)
+                r = schema_apply(ch, c->clickhouse.database, create, err, sizeof(err));
+        ch_client_free(ch);
+        *ret_unavailable = r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET;
+        if (r < 0)
+                log_error("%s schema check failed: %s", create ? "init-schema:" : "clickhouse", err);
+        return r;
+}
+
+static int do_run(const Config *c, const char *trigger, const Day *days, size_t n_days) {
+        RunControl ctl;
+        RunRowQueue *q = malloc(sizeof(RunRowQueue));
+        RunRecord rec;
+        RunOutcome out;
+        bool unavailable = false;
+
+        if (!q)
+                return 1;
+        int r = verify_schema(c, false, &unavailable);
+        if (r < 0) {
+                free(q);
+                return exit_code_for(r, unavailable);
+        }
+        run_control_init(&ctl);
+        run_row_queue_init(q);
+        RunOptions o = { .trigger = trigger, .days = days, .n_days = n_days, .instance = c->instance };
+        r = run_execute(c, &o, &ctl, q, &rec, &out);
+        log_run(&rec, &out, days != NULL);
+        run_row_queue_done(q);
+        run_control_done(&ctl);
+        free(q);
+        return exit_code_for(r, out.server_unavailable);
+}
+
+static int cmd_once(const Config *c, int argc, char **argv) {
+        static const struct option opts[] = { { "date", required_argument, NULL, 'd' }, { NULL, 0, NULL, 0 } };
+        Day *days = calloc((size_t)argc + 1, sizeof(Day));
+        size_t n = 0;
+        int opt;
+
+        if (!days)
+                return 1;
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "d:", opts, NULL)) != -1) {
+                if (opt != 'd') {
+                        free(days);
+                        return usage_error("once: unknown option");
+                }
+                if (day_parse(optarg, &days[n]) < 0) {
+                        free(days);
+                        return usage_error("once: invalid --date '%s' (expected YYYY-MM-DD, a real date)", optarg);
+                }
+                n++;
+        }
+        if (optind < argc) {
+                free(days);
+                return usage_error("once: unexpected argument '%s'", argv[optind]);
+        }
+        int r = do_run(c, "cli", n ? days : NULL, n);
+        free(days);
+        return r;
+}
+
+static int cmd_backfill(const Config *c, int argc, char **argv) {
+        static const struct option opts[] = { { "from", required_argument, NULL, 'f' },
+                                              { "to", required_argument, NULL, 't' },
+                                              { NULL, 0, NULL, 0 } };
+        const char *from_s = NULL, *to_s = NULL;
+        Day from, to;
+        int opt;
+
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "f:t:", opts, NULL)) != -1) {
+                if (opt == 'f')
+                        from_s = optarg;
+                else if (opt == 't')
+                        to_s = optarg;
+                else
+                        return usage_error("backfill: unknown option");
+        }
+        if (optind < argc)
+                return usage_error("backfill: unexpected argument '%s'", argv[optind]);
+        if (!from_s || !to_s)
+                return usage_error("backfill: both --from and --to are required");
+        if (day_parse(from_s, &from) < 0)
+                return usage_error("backfill: invalid --from '%s' (expected YYYY-MM-DD, a real date)", from_s);
+        if (day_parse(to_s, &to) < 0)
+                return usage_error("backfill: invalid --to '%s' (expected YYYY-MM-DD, a real date)", to_s);
+        if (from > to)
+                return usage_error("backfill: --from '%s' is after --to", from_s);
+        if (to - from >= MAX_BACKFILL_DAYS)
+                return usage_error("backfill: range from '%s' is longer than 100 years", from_s);
+        size_t n = (size_t)(to - from) + 1;
+        Day *days = calloc(n, sizeof(Day));
+        if (!days)
+                return 1;
+        for (size_t i = 0; i < n; i++)
+                days[i] = from + (Day)i;
+        int r = do_run(c, "cli", days, n);
+        free(days);
+        return r;
+}
+
+static int cmd_init_schema(const Config *c) {
+        bool unavailable = false;
+        int r = verify_schema(c, true, &unavailable);
+        if (r < 0)
+                return exit_code_for(r, unavailable);
+        log_info("init-schema: clickhouse database '%s' has every salesd object with the expected columns",
+                 c->clickhouse.database);
+        printf("schema OK: database '%s'\n", c->clickhouse.database);
+        return EX_OK;
+}
+
+static size_t on_status_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        return buf_append(userdata, ptr, size * nmemb) < 0 ? 0 : size * nmemb;
+}
+
+static const char *json_str(json_t *o, const char *key) {
+        const char *s = json_string_value(json_object_get(o, key));
+        return s ? s : "-";
+}
+
+static int cmd_status(const Config *c, int argc, char **argv) {
+        bool as_json = false;
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "--json") == 0)
+                        as_json = true;
+                else
+                        return usage_error("status: unexpected argument '%s'", argv[i]);
+        }
+        if (!*c->http.listen) {
+                log_error("status: the HTTP endpoint is disabled (http.listen is empty in '%s'); enable it to ask "
+                          "the daemon",
+                          c->path);
+                return EX_CONFIG;
+        }
+        const char *listen = c->http.listen;
+        Buf url = { 0 }, body = { 0 };
+        /* a wildcard listen address is reached through loopback */
+        if (strncmp(listen, "0.0.0.0:", 8) == 0)
+                buf_printf(&url, "http://127.0.0.1:%s/healthz", listen + 8);
+        else if (strncmp(listen, "[::]:", 5) == 0)
+                buf_printf(&url, "http://[::1]:%s/healthz", listen + 5);
+        else
+                buf_printf(&url, "http://%s/healthz", listen);
+        CURL *curl = curl_easy_init();
+        if (!curl || !url.data) {
+                buf_free(&url);
+                return 1;
+        }
+        curl_easy_setopt(curl, CURLOPT_URL, url.data);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_status_body);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        CURLcode cc = curl_easy_perform(curl);
+        long status = 0;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(curl);
+        if (cc != CURLE_OK) {
+                log_error("status: cannot reach the daemon at %s: %s (is salesd running? check 'systemctl status "
+                          "salesd')",
+                          url.data, curl_easy_strerror(cc));
+                buf_free(&url);
+                buf_free(&body);
+                return EX_UNAVAILABLE;
+        }
+        buf_free(&url);
+        json_error_t jerr;
+        json_t *doc = json_loadb(body.data ? body.data : "", body.len, 0, &jerr);
+        if (!doc) {
+                log_error("status: the daemon answered HTTP %ld with a body that is not JSON: %s", status, jerr.text);
+                buf_free(&body);
+                return 1;
+        }
+        if (as_json)
+                printf("%s\n", body.data);
+        else {
+                json_t *last = json_object_get(doc, "last_run");
+                printf("status:        %s\n", json_str(doc, "status"));
+                printf("instance:      %s\n", json_str(doc, "instance"));
+                printf("version:       %s\n", json_str(doc, "version"));
+                if (json_is_object(last))
+                        printf("last run:      %s (trigger %s) at %s, %" JSON_INTEGER_FORMAT
+                               " days written%s%s\n",
+                               json_str(last, "status"), json_str(last, "trigger"), json_str(last, "finished_at"),
+                               json_integer_value(json_object_get(last, "days_written")),
+                               *json_str(last, "error") && strcmp(json_str(last, "error"), "-") ? ": " : "",
+                               strcmp(json_str(last, "error"), "-") ? json_str(last, "error") : "");
+                else
+                        printf("last run:      none yet\n");
+                printf("last success:  %s\n", json_str(doc, "last_success"));
+                printf("next run:      %s\n", json_str(doc, "next_run"));
+                printf("watermark:     %s\n", json_str(doc, "watermark"));
+        }
+        json_decref(doc);
+        buf_free(&body);
+        return status == 200 ? EX_OK : 1;
+}
+
+int main(int argc, char **argv) {
+        static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
+                                              { "help", no_argument, NULL, 'h' },
+                                              { "version", no_argument, NULL, 'V' },
+                                              { NULL, 0, NULL, 0 } };
+        const char *config_path = DEFAULT_CONFIG;
+        Config *config = NULL;
+        int opt, r;
+
+        log_set_timestamps(isatty(STDERR_FILENO));
+        /* stop at the first non-option: the command has options of its own */
+        while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
+                switch (opt) {
+                case 'c': config_path = optarg; break;
+                case 'h': print_help(stdout); return EX_OK;
+                case 'V': printf("salesd %s\n", SALESD_VERSION); return EX_OK;
+                default: fprintf(stderr, "Try 'salesd --help'.\n"); return EX_USAGE;
+                }
+        }
+        const char *command = optind < argc ? argv[optind] : "run";
+        int cargc = optind < argc ? argc - optind : 1;
+        char **cargv = optind < argc ? argv + optind : (char *[]){ "run", NULL };
+
+        static const char *const commands[] = { "run", "once", "backfill", "init-schema", "check-config", "status" };
+        bool known = false;
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+                known = known || strcmp(command, commands[i]) == 0;
+        if (!known)
+                return usage_error("unknown command '%s'", command);
+        if ((strcmp(command, "run") == 0 || strcmp(command, "init-schema") == 0 ||
+             strcmp(command, "check-config") == 0) &&
+            cargc > 1)
+                return usage_error("unexpected argument '%s'", cargv[1]);
+
+        r = load_config(config_path, &config);
+        if (r != 0)
+                return r;
+        if (strcmp(command, "check-config") == 0) {
+                config_print(config, stdout);
+                fprintf(stderr, "configuration '%s' OK\n", config_path);
+                config_free(config);
+                return EX_OK;
+        }
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+                log_error("cannot initialise libcurl");
+                config_free(config);
+                return 1;
+        }
+        if (strcmp(command, "run") == 0)
+                return manager_main(config_path, config); /* takes config; cleans up */
+        if (strcmp(command, "once") == 0)
+                r = cmd_once(config, cargc, cargv);
+        else if (strcmp(command, "backfill") == 0)
+                r = cmd_backfill(config, cargc, cargv);
+        else if (strcmp(command, "init-schema") == 0)
+                r = cmd_init_schema(config);
+        else
+                r = cmd_status(config, cargc, cargv);
+        config_free(config);
+        curl_global_cleanup();
+        return r;
+}

@@ -1,0 +1,284 @@
+/* The daemon's picture of its own runs (see health.h).  Everything here is a
+ * pure function of the Health record and the `now` the caller passes, so the
+ * rules that decide whether Airflow sees "failing" are exercised by unit
+ * tests without a clock or a server.
+ *
+ * Output choices worth knowing:
+ * - /healthz gives last_run.duration_seconds as a decimal string with
+ *   millisecond precision ("12.345"): JSON numbers would need a double.
+ * - /metrics prints seconds as exact decimal text built from integer
+ *   microseconds (trailing zeros trimmed), never through a float.
+ * - A skipped run counts in the duration histogram (it is a run, it has a
+ *   salesd_runs row) and breaks a failure streak, because the rule is "the
+ *   last 3 runs failed". */
+#include "health.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define HEALTH_FAILING_STREAK 3
+
+/* Bucket bounds in microseconds and as printed in the le label; runs range
+ * from tens of milliseconds (nothing changed) to half an hour (backfill). */
+static const struct {
+        usec_t bound;
+        const char *le;
+} duration_buckets[HEALTH_DURATION_BUCKETS] = {
+        { 100 * USEC_PER_MSEC, "0.1" },  { 500 * USEC_PER_MSEC, "0.5" }, { 1 * USEC_PER_SEC, "1" },
+        { 2500 * USEC_PER_MSEC, "2.5" }, { 5 * USEC_PER_SEC, "5" },      { 10 * USEC_PER_SEC, "10" },
+        { 30 * USEC_PER_SEC, "30" },     { 60 * USEC_PER_SEC, "60" },    { 300 * USEC_PER_SEC, "300" },
+        { 1800 * USEC_PER_SEC, "1800" },
+};
+
+static const char *const run_status_names[_RUN_STATUS_MAX] = {
+        [RUN_STATUS_SUCCESS] = "success",
+        [RUN_STATUS_FAILED] = "failed",
+        [RUN_STATUS_SKIPPED] = "skipped",
+};
+
+static const char *const health_state_names[] = {
+        [HEALTH_OK] = "ok",
+        [HEALTH_STANDBY] = "standby",
+        [HEALTH_FAILING] = "failing",
+};
+
+#define N_HEALTH_STATES (sizeof(health_state_names) / sizeof(health_state_names[0]))
+
+const char *run_status_to_string(RunStatus s) {
+        if ((unsigned)s >= _RUN_STATUS_MAX)
+                return "unknown";
+        return run_status_names[s];
+}
+
+const char *health_state_to_string(HealthState s) {
+        if ((unsigned)s >= N_HEALTH_STATES)
+                return "unknown";
+        return health_state_names[s];
+}
+
+static usec_t run_duration(const RunRecord *r) {
+        return r->finished_at > r->started_at ? r->finished_at - r->started_at : 0;
+}
+
+void health_record_run(Health *h, const RunRecord *r) {
+        usec_t d = run_duration(r);
+
+        h->last_run = *r;
+        h->has_last_run = true;
+        if ((unsigned)r->status < _RUN_STATUS_MAX)
+                h->runs_total[r->status]++;
+        h->days_written_total += r->days_written;
+
+        switch (r->status) {
+        case RUN_STATUS_SUCCESS:
+                h->consecutive_failures = 0;
+                h->last_success = r->finished_at;
+                h->last_ok_or_skipped = r->finished_at;
+                break;
+        case RUN_STATUS_SKIPPED:
+                h->consecutive_failures = 0;
+                h->last_ok_or_skipped = r->finished_at;
+                break;
+        default:
+                h->consecutive_failures++;
+                break;
+        }
+
+        for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++)
+                if (d <= duration_buckets[i].bound) {
+                        h->duration_bucket_counts[i]++;
+                        break;
+                }
+        h->duration_count++;
+        h->duration_sum += d;
+}
+
+HealthState health_state(const Health *h, usec_t now, usec_t schedule_period) {
+        if (h->consecutive_failures >= HEALTH_FAILING_STREAK)
+                return HEALTH_FAILING;
+
+        /* Staleness: a daemon that never gets a run through (hung run, dead
+         * timer) must turn failing even though no run ever failed.  Without
+         * a known period there is no yardstick, so the rule is off. */
+        usec_t since = h->last_ok_or_skipped ? h->last_ok_or_skipped : h->started_at;
+        if (schedule_period > 0 && now > since) {
+                usec_t limit = schedule_period > UINT64_MAX / 2 ? UINT64_MAX : 2 * schedule_period;
+                if (now - since > limit)
+                        return HEALTH_FAILING;
+        }
+
+        if (h->has_last_run && h->last_run.status == RUN_STATUS_SKIPPED)
+                return HEALTH_STANDBY;
+        return HEALTH_OK;
+}
+
+char *health_format_time(usec_t t, char *buf, size_t len) {
+        time_t sec = (time_t)(t / USEC_PER_SEC);
+        struct tm tm;
+
+        if (len == 0)
+                return buf;
+        buf[0] = '\0';
+        if (!gmtime_r(&sec, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                buf[0] = '\0';
+        return buf;
+}
+
+/* NULL (JSON null) for "never"/"unknown" timestamps. */
+static json_t *json_time_or_null(usec_t t) {
+        char buf[64];
+
+        if (t == 0)
+                return json_null();
+        return json_string(health_format_time(t, buf, sizeof(buf)));
+}
+
+/* Exact decimal seconds from microseconds: "12", "0.5", "1764054000.123456". */
+static char *format_seconds(usec_t t, char *buf, size_t len) {
+        usec_t frac = t % USEC_PER_SEC;
+
+        if (frac == 0) {
+                snprintf(buf, len, "%" PRIu64, t / USEC_PER_SEC);
+                return buf;
+        }
+        int n = 6;
+        while (frac % 10 == 0) {
+                frac /= 10;
+                n--;
+        }
+        snprintf(buf, len, "%" PRIu64 ".%0*" PRIu64, t / USEC_PER_SEC, n, frac);
+        return buf;
+}
+
+static json_t *last_run_to_json(const RunRecord *r) {
+        char ms[64];
+        usec_t d = run_duration(r);
+
+        snprintf(ms, sizeof(ms), "%" PRIu64 ".%03" PRIu64, d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC);
+        return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:I, s:s}", "run_id", r->run_id, "trigger",
+                         r->trigger ? r->trigger : "", "status", run_status_to_string(r->status), "started_at",
+                         json_time_or_null(r->started_at), "finished_at", json_time_or_null(r->finished_at),
+                         "duration_seconds", ms, "days_recomputed", (json_int_t)r->days_recomputed, "days_written",
+                         (json_int_t)r->days_written, "error", r->error);
+}
+
+char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, int *ret_http_status) {
+        HealthState st = health_state(h, now, schedule_period);
+        json_t *last_run = h->has_last_run ? last_run_to_json(&h->last_run) : json_null();
+
+        if (!last_run)
+                return NULL;
+        /* "o" steals the references, also when json_pack fails. */
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:b}", "status", health_state_to_string(st),
+                                "instance", h->instance ? h->instance : "", "version", h->version ? h->version : "",
+                                "last_run", last_run, "last_success", json_time_or_null(h->last_success), "next_run",
+                                json_time_or_null(h->next_run), "watermark", json_time_or_null(h->watermark),
+                                "consecutive_failures", (json_int_t)h->consecutive_failures, "ready", (int)h->ready);
+        if (!doc)
+                return NULL;
+        char *s = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        if (s && ret_http_status)
+                *ret_http_status = st == HEALTH_FAILING ? 503 : 200;
+        return s;
+}
+
+/* Label values in the text format escape exactly backslash, quote, newline. */
+static void put_label_value(FILE *f, const char *v) {
+        for (const char *p = v ? v : ""; *p; p++) {
+                if (*p == '\\')
+                        fputs("\\\\", f);
+                else if (*p == '"')
+                        fputs("\\\"", f);
+                else if (*p == '\n')
+                        fputs("\\n", f);
+                else
+                        fputc(*p, f);
+        }
+}
+
+static void put_header(FILE *f, const char *name, const char *type, const char *help) {
+        fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void put_u64(FILE *f, const char *name, const char *type, const char *help, uint64_t v) {
+        put_header(f, name, type, help);
+        fprintf(f, "%s %" PRIu64 "\n", name, v);
+}
+
+static void put_seconds(FILE *f, const char *name, const char *help, usec_t t) {
+        char s[64];
+
+        put_header(f, name, "gauge", help);
+        fprintf(f, "%s %s\n", name, format_seconds(t, s, sizeof(s)));
+}
+
+char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period) {
+        HealthState st = health_state(h, now, schedule_period);
+        char *text = NULL;
+        size_t size = 0;
+        char s[64];
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return NULL;
+
+        put_header(f, "salesd_build_info", "gauge", "Build and instance of this salesd; the value is always 1.");
+        fputs("salesd_build_info{version=\"", f);
+        put_label_value(f, h->version);
+        fputs("\",instance=\"", f);
+        put_label_value(f, h->instance);
+        fputs("\"} 1\n", f);
+
+        put_u64(f, "salesd_up", "gauge", "1 while the daemon's event loop answers.", 1);
+        put_u64(f, "salesd_ready", "gauge", "1 once configuration and ClickHouse schema are verified.", h->ready);
+
+        put_header(f, "salesd_health_state", "gauge", "Health as served by /healthz: 1 for the current state.");
+        for (size_t i = 0; i < N_HEALTH_STATES; i++)
+                fprintf(f, "salesd_health_state{state=\"%s\"} %d\n", health_state_names[i], (HealthState)i == st);
+
+        put_header(f, "salesd_runs_total", "counter", "Finished runs by outcome.");
+        for (size_t i = 0; i < _RUN_STATUS_MAX; i++)
+                fprintf(f, "salesd_runs_total{status=\"%s\"} %" PRIu64 "\n", run_status_names[i], h->runs_total[i]);
+
+        put_header(f, "salesd_run_duration_seconds", "histogram",
+                   "Wall-clock duration of finished runs, skipped ones included.");
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++) {
+                cumulative += h->duration_bucket_counts[i];
+                fprintf(f, "salesd_run_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", duration_buckets[i].le,
+                        cumulative);
+        }
+        fprintf(f, "salesd_run_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", h->duration_count);
+        fprintf(f, "salesd_run_duration_seconds_sum %s\n", format_seconds(h->duration_sum, s, sizeof(s)));
+        fprintf(f, "salesd_run_duration_seconds_count %" PRIu64 "\n", h->duration_count);
+
+        put_u64(f, "salesd_days_written_total", "counter", "Daily rows written to ClickHouse.", h->days_written_total);
+        put_u64(f, "salesd_consecutive_failures", "gauge", "Failed runs in a row since the last success or skip.",
+                h->consecutive_failures);
+        put_seconds(f, "salesd_start_time_seconds", "Unix time the daemon started.", h->started_at);
+        put_seconds(f, "salesd_last_success_timestamp_seconds",
+                    "Unix time the last successful run finished; 0 = never.", h->last_success);
+        put_seconds(f, "salesd_watermark_timestamp_seconds",
+                    "Source change time up to which everything is in ClickHouse (Postgres clock); 0 = none yet.",
+                    h->watermark);
+        put_seconds(f, "salesd_next_run_timestamp_seconds", "Unix time of the next scheduled run; 0 = unknown.",
+                    h->next_run);
+        put_u64(f, "salesd_heartbeat_failures_total", "counter", "Heartbeat rows that could not be written.",
+                h->heartbeat_failures_total);
+        put_u64(f, "salesd_run_rows_pending", "gauge", "salesd_runs rows kept in memory until ClickHouse takes them.",
+                h->run_rows_pending);
+        put_u64(f, "salesd_run_rows_dropped_total", "counter",
+                "salesd_runs rows dropped because the in-memory queue was full.", h->run_rows_dropped_total);
+
+        bool failed = ferror(f) != 0;
+        if (fclose(f) != 0 || failed) {
+                free(text);
+                return NULL;
+        }
+        return text;
+}

@@ -1,0 +1,124 @@
+/* See metrics.h. */
+#include "metrics.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define DECIMAL_PRECISION 15
+
+void metrics_finish(DayStats *s) {
+        s->total_profit = s->total_revenue - s->total_cost;
+        s->average_order_value = s->total_orders ? money_div_round(s->total_revenue, s->total_orders) : 0;
+}
+
+int metrics_check_range(const DayStats *s, char *err, size_t errlen) {
+        char day[DAY_STRLEN], v[MONEY_STRLEN];
+        const struct {
+                const char *name;
+                Money value;
+        } money_columns[] = {
+                { "total_revenue", s->total_revenue },
+                { "total_cost", s->total_cost },
+                { "total_profit", s->total_profit },
+                { "average_order_value", s->average_order_value },
+        };
+
+        if (s->total_orders > UINT32_MAX || s->total_items_sold > UINT32_MAX) {
+                bool orders = s->total_orders > UINT32_MAX;
+                snprintf(err, errlen, "day %s: %s %" PRIu64 " does not fit ClickHouse column type UInt32",
+                         day_format(s->day, day), orders ? "total_orders" : "total_items_sold",
+                         orders ? s->total_orders : s->total_items_sold);
+                return -ERANGE;
+        }
+        for (size_t i = 0; i < sizeof(money_columns) / sizeof(money_columns[0]); i++)
+                if (!money_fits_decimal(money_columns[i].value, DECIMAL_PRECISION)) {
+                        snprintf(err, errlen, "day %s: %s %s does not fit ClickHouse column type Decimal(15, 2)",
+                                 day_format(s->day, day), money_columns[i].name,
+                                 money_format(money_columns[i].value, v, sizeof(v)));
+                        return -ERANGE;
+                }
+        return 0;
+}
+
+bool metrics_equal(const DayStats *a, const DayStats *b) {
+        return a->day == b->day && a->total_orders == b->total_orders && a->total_items_sold == b->total_items_sold &&
+               a->total_revenue == b->total_revenue && a->total_cost == b->total_cost &&
+               a->total_profit == b->total_profit && a->average_order_value == b->average_order_value;
+}
+
+size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *stored, size_t n_stored,
+                           uint64_t run_version, uint64_t *ret_versions) {
+        size_t writes = 0;
+        for (size_t i = 0; i < n; i++) {
+                const StoredDay *latest = NULL;
+                for (size_t j = 0; j < n_stored; j++)
+                        if (stored[j].stats.day == computed[i].day &&
+                            (!latest || stored[j].version > latest->version))
+                                latest = &stored[j];
+                if (latest && metrics_equal(&latest->stats, &computed[i])) {
+                        ret_versions[i] = 0;
+                        continue;
+                }
+                uint64_t v = run_version;
+                if (latest && latest->version >= v)
+                        v = latest->version + 1;
+                ret_versions[i] = v;
+                writes++;
+        }
+        return writes;
+}
+
+int metrics_append_tsv(Buf *b, const DayStats *s, time_t computed_at, uint64_t version) {
+        char day[DAY_STRLEN], rev[MONEY_STRLEN], cost[MONEY_STRLEN], profit[MONEY_STRLEN], aov[MONEY_STRLEN];
+        return buf_printf(b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%lld\t%" PRIu64 "\n",
+                          day_format(s->day, day), s->total_orders, s->total_items_sold,
+                          money_format(s->total_revenue, rev, sizeof(rev)),
+                          money_format(s->total_cost, cost, sizeof(cost)),
+                          money_format(s->total_profit, profit, sizeof(profit)),
+                          money_format(s->average_order_value, aov, sizeof(aov)), (long long)computed_at, version);
+}
+
+static int parse_u64(const char *s, uint64_t *ret) {
+        char *end;
+        if (!*s || *s == '-' || *s == '+')
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+int metrics_parse_stored(char **fields, size_t n, StoredDay *ret, char *err, size_t errlen) {
+        static const char *const names[] = { "date",       "total_orders", "total_items_sold",    "total_revenue",
+                                             "total_cost", "total_profit", "average_order_value", "version" };
+        StoredDay d = { 0 };
+        int r;
+
+        if (n != 8) {
+                snprintf(err, errlen, "expected 8 columns from daily_sales_stats, got %zu", n);
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < 8; i++) {
+                switch (i) {
+                case 0: r = day_parse(fields[i], &d.stats.day); break;
+                case 1: r = parse_u64(fields[i], &d.stats.total_orders); break;
+                case 2: r = parse_u64(fields[i], &d.stats.total_items_sold); break;
+                case 3: r = money_parse(fields[i], &d.stats.total_revenue); break;
+                case 4: r = money_parse(fields[i], &d.stats.total_cost); break;
+                case 5: r = money_parse(fields[i], &d.stats.total_profit); break;
+                case 6: r = money_parse(fields[i], &d.stats.average_order_value); break;
+                default: r = parse_u64(fields[i], &d.version); break;
+                }
+                if (r < 0) {
+                        snprintf(err, errlen, "cannot parse %s value '%.40s' read from daily_sales_stats", names[i],
+                                 fields[i]);
+                        return -EINVAL;
+                }
+        }
+        *ret = d;
+        return 0;
+}

@@ -1,0 +1,53 @@
+/* The daily metrics of SPEC §2 and the change check of SPEC §3: which
+ * recomputed days need a new row in daily_sales_stats, and with which
+ * version.  Values are compared as exact numbers, never as text: a current
+ * ClickHouse prints 3.1 where 18.16 prints 3.10. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "buf.h"
+#include "day.h"
+#include "money.h"
+
+typedef struct DayStats {
+        Day day;
+        uint64_t total_orders;
+        uint64_t total_items_sold;
+        Money total_revenue;
+        Money total_cost;
+        Money total_profit;
+        Money average_order_value;
+} DayStats;
+
+typedef struct StoredDay {
+        DayStats stats;
+        uint64_t version;
+} StoredDay;
+
+/* Derives total_profit and average_order_value from the sums. */
+void metrics_finish(DayStats *s);
+
+/* Whether every value fits its ClickHouse column (UInt32, Decimal(15,2)).
+ * On failure returns -ERANGE and names the day, column and value in err. */
+int metrics_check_range(const DayStats *s, char *err, size_t errlen);
+
+bool metrics_equal(const DayStats *a, const DayStats *b);
+
+/* For each computed day, the version to write it with, or 0 when the stored
+ * latest row (if any) already holds the same metrics.  A written day gets
+ * max(run_version, stored version + 1), so versions strictly increase per
+ * day even when clocks disagree.  stored may list days in any order and
+ * days that were not computed.  Returns the number of days to write. */
+size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *stored, size_t n_stored,
+                           uint64_t run_version, uint64_t *ret_versions);
+
+/* One TabSeparated row of daily_sales_stats, computed_at as Unix seconds. */
+int metrics_append_tsv(Buf *b, const DayStats *s, time_t computed_at, uint64_t version);
+
+/* Parses a row of "date orders items revenue cost profit aov version" as
+ * selected by the sink.  -EINVAL on malformed input (err says which field). */
+int metrics_parse_stored(char **fields, size_t n, StoredDay *ret, char *err, size_t errlen);

@@ -1,0 +1,441 @@
+/* See pg.h.  Blocking libpq calls: a run executes on the daemon's worker
+ * thread (see docs/design.md), so blocking here never stalls the event loop,
+ * and pg_source_cancel() plus statement_timeout bound every statement. */
+#include "pg.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+
+#define TS_FORMAT "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
+
+struct PgSource {
+        PGconn *conn;
+        PGcancel *cancel;
+        pthread_mutex_t cancel_lock;
+        const Config *config;
+        char *orders; /* quoted identifiers */
+        char *items;
+        char *tombstones; /* NULL when not configured */
+        char where[256]; /* "host H port P database D", for messages */
+};
+
+static char *quote_table(PGconn *conn, const char *name) {
+        Buf b = { 0 };
+        const char *dot = strchr(name, '.');
+        char *part;
+
+        if (dot) {
+                part = PQescapeIdentifier(conn, name, (size_t)(dot - name));
+                if (!part)
+                        return NULL;
+                buf_puts(&b, part);
+                buf_puts(&b, ".");
+                PQfreemem(part);
+                name = dot + 1;
+        }
+        part = PQescapeIdentifier(conn, name, strlen(name));
+        if (!part) {
+                buf_free(&b);
+                return NULL;
+        }
+        buf_puts(&b, part);
+        PQfreemem(part);
+        return buf_steal(&b);
+}
+
+/* libpq's messages end with a newline and may span lines; keep one line. */
+static const char *one_line(const char *msg, char *buf, size_t len) {
+        size_t j = 0;
+        for (size_t i = 0; msg && msg[i] && j + 1 < len; i++) {
+                char ch = msg[i] == '\n' || msg[i] == '\t' ? ' ' : msg[i];
+                if (ch == ' ' && (j == 0 || buf[j - 1] == ' '))
+                        continue;
+                buf[j++] = ch;
+        }
+        while (j > 0 && buf[j - 1] == ' ')
+                j--;
+        buf[j] = '\0';
+        return buf;
+}
+
+static int query_failed(PgSource *s, const char *what, PGresult *res, char *err, size_t errlen) {
+        char msg[768];
+        const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        int r = PQstatus(s->conn) == CONNECTION_BAD ? -ECONNREFUSED : -EIO;
+
+        if (state && strcmp(state, "57014") == 0)
+                r = -ECANCELED; /* query_canceled: our cancel or statement_timeout */
+        snprintf(err, errlen, "postgres %s: query '%s' failed: %s%s", s->where, what, one_line(text, msg, sizeof(msg)),
+                 r == -ECONNREFUSED ? " (connection lost; the next run retries)" : "");
+        PQclear(res);
+        return r;
+}
+
+/* Runs sql with text parameters; on success *ret holds a tuples result. */
+static int exec_params(PgSource *s, const char *what, const char *sql, int n, const char *const *params,
+                       PGresult **ret, char *err, size_t errlen) {
+        log_debug("postgres %s: %s", s->where, what);
+        PGresult *res = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+                return query_failed(s, what, res, err, errlen);
+        if (ret)
+                *ret = res;
+        else
+                PQclear(res);
+        return 0;
+}
+
+int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
+        const char *keys[6], *values[6];
+        char timeout_ms[32];
+        char msg[768];
+        int k = 0;
+
+        PgSource *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        pthread_mutex_init(&s->cancel_lock, NULL);
+        s->config = c;
+
+        keys[k] = "dbname", values[k++] = c->postgres.conninfo;
+        keys[k] = "application_name", values[k++] = "salesd";
+        keys[k] = "connect_timeout", values[k++] = "10";
+        if (c->postgres.password)
+                keys[k] = "password", values[k++] = c->postgres.password;
+        keys[k] = NULL, values[k] = NULL;
+
+        s->conn = PQconnectdbParams(keys, values, 1);
+        if (!s->conn) {
+                pg_source_free(s);
+                return -ENOMEM;
+        }
+        const char *host = PQhost(s->conn), *port = PQport(s->conn), *db = PQdb(s->conn);
+        snprintf(s->where, sizeof(s->where), "host '%s' port %s database '%s'", host && *host ? host : "(default)",
+                 port && *port ? port : "5432", db ? db : "");
+        if (PQstatus(s->conn) != CONNECTION_OK) {
+                snprintf(err, errlen,
+                         "cannot connect to postgres %s: %s (check postgres.conninfo, that the server is up, and the "
+                         "password in postgres.password_file, PGPASSWORD or ~/.pgpass)",
+                         s->where, one_line(PQerrorMessage(s->conn), msg, sizeof(msg)));
+                pg_source_free(s);
+                return -ECONNREFUSED;
+        }
+        s->cancel = PQgetCancel(s->conn);
+
+        s->orders = quote_table(s->conn, c->postgres.orders_table);
+        s->items = quote_table(s->conn, c->postgres.order_items_table);
+        if (c->postgres.tombstones_table && *c->postgres.tombstones_table)
+                s->tombstones = quote_table(s->conn, c->postgres.tombstones_table);
+        if (!s->orders || !s->items || (c->postgres.tombstones_table && *c->postgres.tombstones_table && !s->tombstones)) {
+                pg_source_free(s);
+                return -ENOMEM;
+        }
+
+        snprintf(timeout_ms, sizeof(timeout_ms), "%" PRIu64, c->postgres.statement_timeout / USEC_PER_MSEC);
+        const char *params[] = { timeout_ms };
+        int r = exec_params(s, "set statement_timeout", "SELECT set_config('statement_timeout', $1, false)", 1, params,
+                            NULL, err, errlen);
+        if (r < 0) {
+                pg_source_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
+}
+
+void pg_source_free(PgSource *s) {
+        if (!s)
+                return;
+        pthread_mutex_lock(&s->cancel_lock);
+        if (s->cancel)
+                PQfreeCancel(s->cancel);
+        s->cancel = NULL;
+        pthread_mutex_unlock(&s->cancel_lock);
+        if (s->conn)
+                PQfinish(s->conn);
+        free(s->orders);
+        free(s->items);
+        free(s->tombstones);
+        pthread_mutex_destroy(&s->cancel_lock);
+        free(s);
+}
+
+void pg_source_cancel(PgSource *s) {
+        char buf[256];
+        pthread_mutex_lock(&s->cancel_lock);
+        if (s->cancel && !PQcancel(s->cancel, buf, sizeof(buf)))
+                log_debug("postgres %s: cancel request failed: %s", s->where, buf);
+        pthread_mutex_unlock(&s->cancel_lock);
+}
+
+int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen) {
+        char k[32];
+        PGresult *res;
+        snprintf(k, sizeof(k), "%" PRId64, key);
+        const char *params[] = { k };
+        int r = exec_params(s, "pg_try_advisory_lock", "SELECT pg_try_advisory_lock($1::bigint)", 1, params, &res, err,
+                            errlen);
+        if (r < 0)
+                return r;
+        *ret_locked = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        return 0;
+}
+
+int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen) {
+        char k[32];
+        snprintf(k, sizeof(k), "%" PRId64, key);
+        const char *params[] = { k };
+        return exec_params(s, "pg_advisory_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL, err,
+                           errlen);
+}
+
+int pg_source_read_guard(PgSource *s, char ret_guard[PG_TIMESTAMP_STRLEN], bool *ret_can_see_all, char *err,
+                         size_t errlen) {
+        PGresult *res;
+        int r = exec_params(s, "late-commit guard",
+                            "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),"
+                            " coalesce((SELECT to_char(min(xact_start) AT TIME ZONE 'UTC', " TS_FORMAT ")"
+                            "   FROM pg_stat_activity"
+                            "  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                            "    AND xact_start IS NOT NULL), '')",
+                            0, NULL, &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret_can_see_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        snprintf(ret_guard, PG_TIMESTAMP_STRLEN, "%s", PQgetvalue(res, 0, 1));
+        PQclear(res);
+        return 0;
+}
+
+int pg_source_begin(PgSource *s, char *err, size_t errlen) {
+        int r = exec_params(s, "begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL, err, errlen);
+        if (r < 0)
+                return r;
+        /* JIT compilation alone cost ~70 ms per run for queries this small. */
+        return exec_params(s, "set jit", "SET LOCAL jit = off", 0, NULL, NULL, err, errlen);
+}
+
+int pg_source_commit(PgSource *s, char *err, size_t errlen) {
+        return exec_params(s, "commit", "COMMIT", 0, NULL, NULL, err, errlen);
+}
+
+void pg_source_rollback(PgSource *s) {
+        if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+                return;
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen) {
+        PGresult *res;
+        int r = exec_params(s, "clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", 0, NULL,
+                            &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return 0;
+}
+
+static int append_array_literal(Buf *b, const char *const *items, size_t n) {
+        int r = buf_puts(b, "{");
+        for (size_t i = 0; i < n && r == 0; i++) {
+                r = buf_puts(b, i ? ",\"" : "\"");
+                for (const char *p = items[i]; *p && r == 0; p++) {
+                        if (*p == '"' || *p == '\\')
+                                r = buf_append(b, "\\", 1);
+                        if (r == 0)
+                                r = buf_append(b, p, 1);
+                }
+                if (r == 0)
+                        r = buf_puts(b, "\"");
+        }
+        return r < 0 ? r : buf_puts(b, "}");
+}
+
+int pg_source_affected_days(PgSource *s, const char *watermark, Day **ret_days, size_t *ret_n,
+                            char ret_max_changed[PG_TIMESTAMP_STRLEN], char *err, size_t errlen) {
+        const Config *c = s->config;
+        char overlap[48], reconcile[16];
+        Buf sql = { 0 };
+        PGresult *res = NULL;
+        int r;
+
+        snprintf(overlap, sizeof(overlap), "%" PRIu64 " microseconds", c->overlap);
+        snprintf(reconcile, sizeof(reconcile), "%u", c->reconcile_days);
+        const char *params[] = { watermark ? watermark : "-infinity", overlap, c->timezone, reconcile };
+
+        /* Without a watermark every order is "changed": the orders scan alone
+         * finds every day with source rows. */
+        buf_printf(&sql,
+                   "WITH since AS (SELECT $1::timestamptz - $2::interval AS t)"
+                   " SELECT DISTINCT d::text FROM ("
+                   " SELECT (now() AT TIME ZONE $3)::date - g AS d FROM generate_series(0, $4::int) AS g"
+                   " UNION ALL SELECT (o.order_date AT TIME ZONE $3)::date FROM %s o"
+                   "  WHERE o.updated_at > (SELECT t FROM since)",
+                   s->orders);
+        if (watermark)
+                buf_printf(&sql,
+                           " UNION ALL SELECT (o.order_date AT TIME ZONE $3)::date FROM %s i"
+                           "  JOIN %s o ON o.order_id = i.order_id WHERE i.updated_at > (SELECT t FROM since)",
+                           s->items, s->orders);
+        if (s->tombstones)
+                buf_printf(&sql,
+                           " UNION ALL SELECT (t.order_date AT TIME ZONE $3)::date FROM %s t"
+                           "  WHERE t.changed_at > (SELECT t FROM since)",
+                           s->tombstones);
+        if (buf_puts(&sql, ") AS x ORDER BY 1") < 0) {
+                buf_free(&sql);
+                return -ENOMEM;
+        }
+        r = exec_params(s, "affected days", sql.data, 4, params, &res, err, errlen);
+        buf_free(&sql);
+        if (r < 0)
+                return r;
+
+        size_t n = (size_t)PQntuples(res);
+        Day *days = calloc(n ? n : 1, sizeof(Day));
+        if (!days) {
+                PQclear(res);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++)
+                if (day_parse(PQgetvalue(res, (int)i, 0), &days[i]) < 0) {
+                        snprintf(err, errlen, "postgres %s: query 'affected days' returned an unusable date '%s'",
+                                 s->where, PQgetvalue(res, (int)i, 0));
+                        PQclear(res);
+                        free(days);
+                        return -EIO;
+                }
+        PQclear(res);
+
+        buf_printf(&sql,
+                   "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
+                   s->orders, s->items);
+        if (s->tombstones)
+                buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
+        if (buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')") < 0) {
+                buf_free(&sql);
+                free(days);
+                return -ENOMEM;
+        }
+        r = exec_params(s, "greatest change", sql.data, 0, NULL, &res, err, errlen);
+        buf_free(&sql);
+        if (r < 0) {
+                free(days);
+                return r;
+        }
+        snprintf(ret_max_changed, PG_TIMESTAMP_STRLEN, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+
+        *ret_days = days;
+        *ret_n = day_sort_unique(days, n);
+        return 0;
+}
+
+static int parse_u64_text(const char *s, uint64_t *ret) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end || *s == '-')
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
+        const Config *c = s->config;
+        Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
+        PGresult *res = NULL;
+        size_t n_statuses = 0;
+        int r = 0;
+
+        for (size_t i = 0; i < n && r == 0; i++) {
+                char d[DAY_STRLEN];
+                r = buf_printf(&day_list, "%s%s", i ? "," : "{", day_format(days[i], d));
+        }
+        if (r == 0)
+                r = buf_puts(&day_list, n ? "}" : "{}");
+        while (c->postgres.completed_statuses[n_statuses])
+                n_statuses++;
+        if (r == 0)
+                r = append_array_literal(&statuses, (const char *const *)c->postgres.completed_statuses, n_statuses);
+        /* One range per local day (its two midnights as timestamptz) drives an
+         * index range scan on orders.order_date; the LATERAL sums each order's
+         * items through order_items(order_id).  This keeps the planner from
+         * hash-joining all of order_items for a handful of days. */
+        if (r == 0)
+                r = buf_printf(&sql,
+                               "SELECT r.d::text, count(o.order_id)::text,"
+                               " coalesce(sum(it.qty), 0)::text, coalesce(sum(it.revenue), 0)::text,"
+                               " coalesce(sum(it.cost), 0)::text"
+                               " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo,"
+                               "              ((d + 1)::timestamp AT TIME ZONE $2) AS hi"
+                               "         FROM unnest($1::date[]) AS d) AS r"
+                               " LEFT JOIN %s o ON o.order_date >= r.lo AND o.order_date < r.hi"
+                               "  AND o.status = ANY ($3::text[])"
+                               " LEFT JOIN LATERAL (SELECT sum(i.quantity) AS qty,"
+                               "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"
+                               "   FROM %s i WHERE i.order_id = o.order_id) AS it ON true"
+                               " GROUP BY r.d ORDER BY r.d",
+                               s->orders, s->items);
+        if (r < 0) {
+                buf_free(&sql);
+                buf_free(&day_list);
+                buf_free(&statuses);
+                return r;
+        }
+        const char *params[] = { day_list.data, c->timezone, statuses.data };
+        r = exec_params(s, "aggregate affected days", sql.data, 3, params, &res, err, errlen);
+        buf_free(&sql);
+        buf_free(&day_list);
+        buf_free(&statuses);
+        if (r < 0)
+                return r;
+
+        size_t rows = (size_t)PQntuples(res);
+        DayStats *out = calloc(rows ? rows : 1, sizeof(DayStats));
+        if (!out) {
+                PQclear(res);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < rows; i++) {
+                DayStats *d = &out[i];
+                int row = (int)i;
+                if (day_parse(PQgetvalue(res, row, 0), &d->day) < 0 ||
+                    parse_u64_text(PQgetvalue(res, row, 1), &d->total_orders) < 0 ||
+                    parse_u64_text(PQgetvalue(res, row, 2), &d->total_items_sold) < 0 ||
+                    money_parse(PQgetvalue(res, row, 3), &d->total_revenue) < 0 ||
+                    money_parse(PQgetvalue(res, row, 4), &d->total_cost) < 0) {
+                        snprintf(err, errlen,
+                                 "postgres %s: query 'aggregate affected days' returned values salesd cannot store "
+                                 "exactly for day %s (orders '%s', items '%s', revenue '%s', cost '%s'); check that "
+                                 "quantity is an integer and price/cost_price have at most 2 decimal places",
+                                 s->where, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
+                                 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
+                        PQclear(res);
+                        free(out);
+                        return -ERANGE;
+                }
+                metrics_finish(d);
+        }
+        PQclear(res);
+        if (rows != n) {
+                snprintf(err, errlen, "postgres %s: query 'aggregate affected days' returned %zu days, expected %zu",
+                         s->where, rows, n);
+                free(out);
+                return -EIO;
+        }
+        *ret = out;
+        return 0;
+}

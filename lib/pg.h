@@ -1,0 +1,62 @@
+/* The Postgres source (SPEC §1, §4): one connection per run, the advisory
+ * lock, the late-commit guard, and the run's REPEATABLE READ, READ ONLY
+ * snapshot in which the affected days are found and aggregated.  Every
+ * aggregate is computed by Postgres in one query over exact numerics, shaped
+ * to be driven by the orders.order_date index and order_items(order_id), so a
+ * run costs what changed, not the size of the history.
+ *
+ * Errors name the server (host, port, database) and the query; passwords
+ * never appear.  Connection failures return -ECONNREFUSED so callers can map
+ * them to "server unavailable" (exit 69). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "day.h"
+#include "metrics.h"
+
+/* Fixed-format UTC timestamps as exchanged with Postgres and stored in
+ * salesd_state: "YYYY-MM-DDTHH:MM:SS.ffffffZ"; they sort as text. */
+#define PG_TIMESTAMP_STRLEN 32
+
+typedef struct PgSource PgSource;
+
+int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen);
+void pg_source_free(PgSource *s);
+
+/* Asks the server to cancel the statement in progress; callable from any
+ * thread while another thread uses s. */
+void pg_source_cancel(PgSource *s);
+
+/* pg_try_advisory_lock(key): never waits. */
+int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen);
+int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen);
+
+/* The start of the oldest open transaction of any other client backend
+ * ("" when none) and whether this role may see other sessions' transactions
+ * (pg_read_all_stats); read before the snapshot. */
+int pg_source_read_guard(PgSource *s, char ret_guard[PG_TIMESTAMP_STRLEN], bool *ret_can_see_all, char *err,
+                         size_t errlen);
+
+/* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off. */
+int pg_source_begin(PgSource *s, char *err, size_t errlen);
+int pg_source_commit(PgSource *s, char *err, size_t errlen);
+void pg_source_rollback(PgSource *s);
+
+/* The server's clock_timestamp() in microseconds since the epoch. */
+int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen);
+
+/* Days to recompute (sorted, unique, malloc'd): today and reconcile_days
+ * before it (in c->timezone, by the server's clock), plus the days of
+ * orders/items changed after watermark − overlap and of tombstones written
+ * after it; every day with source rows when watermark is NULL.  Also the
+ * greatest updated_at/changed_at in the snapshot ("" when no rows). */
+int pg_source_affected_days(PgSource *s, const char *watermark, Day **ret_days, size_t *ret_n,
+                            char ret_max_changed[PG_TIMESTAMP_STRLEN], char *err, size_t errlen);
+
+/* Metrics of the given days (one DayStats per day, in the order given;
+ * days must be sorted), profit and AOV derived. */
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen);

@@ -1,0 +1,718 @@
+"""Real servers for salesd's tests, each in its own temp dir on a free
+127.0.0.1 port: PostgreSQL 15, Debian's ClickHouse 18.16 and the chdb-backed
+ClickHouse HTTP adapter (the current engine).  Every server is started by
+pid and stopped by that pid only; an atexit hook and a parent-death signal
+make sure none outlives the test process, even when a test crashes."""
+
+import atexit
+import ctypes
+import hashlib
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PG_BIN = Path(os.environ.get("SALESD_PG_BIN", "/usr/lib/postgresql/15/bin"))
+CLICKHOUSE_SERVER = os.environ.get("SALESD_CLICKHOUSE_SERVER", "/usr/sbin/clickhouse-server")
+CLICKHOUSE_ETC = Path("/etc/clickhouse-server")
+CHDB_ADAPTER = Path(__file__).resolve().parent / "chdb_http.py"
+
+# Environment variables that would silently change how a client or salesd
+# connects; the harness never passes them on to the programs it starts.
+_LEAKY_ENV = re.compile(r"^(PG[A-Z_]*|SALESD_.*|CREDENTIALS_DIRECTORY|NOTIFY_SOCKET|WATCHDOG_.*|LISTEN_.*)$")
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+_live = []  # servers started and not yet stopped, for the atexit hook
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """os.environ without the variables that would redirect a client."""
+    env = {k: v for k, v in os.environ.items() if not _LEAKY_ENV.match(k)}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _preexec(user=None, deathsig=signal.SIGKILL):
+    """Child set-up run between fork and exec: drop to `user` (a pwd entry)
+    when given, then ask the kernel to signal the child when we die.  The
+    death signal is set last because changing credentials clears it."""
+
+    def fn():
+        if user is not None:
+            os.setgid(user.pw_gid)
+            os.initgroups(user.pw_name, user.pw_gid)
+            os.setuid(user.pw_uid)
+        _libc.prctl(_PR_SET_PDEATHSIG, int(deathsig), 0, 0, 0)
+
+    return fn
+
+
+def spawn(cmd, log_path, user=None, deathsig=signal.SIGKILL, env=None, cwd=None):
+    """Start `cmd` in its own session with stdout and stderr appended to
+    `log_path`; returns the Popen."""
+    log = open(log_path, "ab")
+    try:
+        return subprocess.Popen(
+            [str(c) for c in cmd],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env if env is not None else clean_env(),
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=_preexec(user, deathsig),
+        )
+    finally:
+        log.close()
+
+
+def stop_process(proc, sig=signal.SIGTERM, timeout=15.0):
+    """Signal the process by its pid, wait, SIGKILL after `timeout`.
+    Returns the exit status."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        try:
+            os.kill(proc.pid, sig)
+            os.kill(proc.pid, signal.SIGCONT)  # in case it was frozen
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(10)
+    return proc.returncode
+
+
+def _tail(path, limit=4000):
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", "replace")
+
+
+def _stop_all_live():
+    for server in list(reversed(_live)):
+        try:
+            server.stop()
+        except Exception as exc:  # keep stopping the others
+            print(f"harness: stopping {server!r} failed: {exc}", file=sys.stderr)
+
+
+atexit.register(_stop_all_live)
+
+
+_swept = False
+
+
+def _sweep_stale_tmpdirs():
+    """Remove temp dirs left by a harness process that was killed (SIGKILL
+    leaves no chance to clean up); its servers died with it."""
+    root = Path(tempfile.gettempdir())
+    for d in root.glob("salesd-*-*"):
+        try:
+            pid = int((d / ".owner").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # not ours, or being created
+        try:
+            os.kill(pid, 0)
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, another user's
+
+
+class _Server:
+    """Start/stop bookkeeping shared by all servers.  A subclass prepares
+    its temp dir (`_prepare`: ports, config, data), launches and waits
+    (`_launch`), and may finish the set-up once it runs (`_setup`)."""
+
+    name = "server"
+    stop_signal = signal.SIGTERM
+    run_as = None  # pwd entry of the OS user the server runs as, None: us
+
+    def __init__(self):
+        self.proc = None
+        self.tmpdir = None
+        self.start_seconds = None
+        self.keep_tmpdir = bool(os.environ.get("SALESD_KEEP_TMP"))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def __repr__(self):
+        pid = self.proc.pid if self.proc else None
+        return f"<{type(self).__name__} pid={pid} dir={self.tmpdir}>"
+
+    def start(self, attempts=3):
+        """Start in a new temp dir and wait until ready.  A failed try is
+        cleaned up and retried with new ports (another process may have
+        taken a port between free_port() and the server's bind)."""
+        t0 = time.monotonic()
+        for attempt in range(attempts):
+            self._make_tmpdir()
+            try:
+                self._prepare()
+                self._launch()
+                self._setup()
+                break
+            except Exception:
+                self.stop()
+                if attempt == attempts - 1:
+                    raise
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def _prepare(self):
+        pass
+
+    def _launch(self):
+        raise NotImplementedError
+
+    def _setup(self):
+        pass
+
+    def _make_tmpdir(self):
+        global _swept
+        if not _swept:
+            _swept = True
+            _sweep_stale_tmpdirs()
+        self.tmpdir = Path(tempfile.mkdtemp(prefix=f"salesd-{self.name}-"))
+        (self.tmpdir / ".owner").write_text(f"{os.getpid()}\n")
+        if self.run_as is not None:
+            os.chown(self.tmpdir, self.run_as.pw_uid, self.run_as.pw_gid)
+        _live.append(self)
+        return self.tmpdir
+
+    def _check_alive(self, what, log):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with status {self.proc.returncode} while starting; log {log}:\n{_tail(log)}"
+            )
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def halt(self):
+        """Stop the server process but keep its data, config and ports, so
+        restart() brings the same server back (outage tests)."""
+        stop_process(self.proc, self.stop_signal)
+
+    def restart(self):
+        if self.running:
+            self.halt()
+        self._launch()
+
+    def freeze(self):
+        """SIGSTOP: the server keeps its sockets but answers nothing (a hung
+        server, for timeout tests); thaw() resumes it."""
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self):
+        try:
+            stop_process(self.proc, self.stop_signal)
+        finally:
+            self.proc = None
+            if self in _live:
+                _live.remove(self)
+            if self.tmpdir is not None and not self.keep_tmpdir:
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------
+
+
+class PostgresServer(_Server):
+    """PostgreSQL 15.  As root the cluster belongs to, and runs as, the
+    `postgres` OS user (the server refuses root); otherwise as ourselves.
+    Local connections and TCP connections of any role but `salesd` are
+    trusted; `salesd` must give its password (SCRAM)."""
+
+    name = "pg"
+    superuser = "postgres"
+    stop_signal = signal.SIGINT  # Postgres' fast shutdown: it does not wait for clients
+
+    def __init__(self, bin_dir=PG_BIN, password=None, timezone="UTC", role="salesd"):
+        super().__init__()
+        self.bin_dir = Path(bin_dir)
+        self.host = "127.0.0.1"
+        self.port = None
+        self.role = role
+        self.password = password or "pg-" + secrets.token_hex(12)
+        self.timezone = timezone
+        self.run_as = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+
+    @property
+    def datadir(self):
+        return self.tmpdir / "data"
+
+    @property
+    def sockdir(self):
+        return self.tmpdir / "sock"
+
+    @property
+    def log_path(self):
+        return self.tmpdir / "postgres.log"
+
+    def _run_as_owner(self, cmd, timeout=120):
+        res = subprocess.run(
+            [str(c) for c in cmd],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=clean_env({"LC_ALL": "C"}),
+            cwd=self.tmpdir,
+            preexec_fn=_preexec(self.run_as),
+            timeout=timeout,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({res.returncode}): {res.stdout}{res.stderr}")
+        return res
+
+    def _prepare(self):
+        self._run_as_owner(["mkdir", "-m", "0700", self.datadir, self.sockdir])
+        self._run_as_owner(
+            [
+                self.bin_dir / "initdb",
+                "-D", self.datadir,
+                "-U", self.superuser,
+                "-A", "trust",
+                "-E", "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "--no-instructions",
+            ]
+        )
+        hba = (
+            "local all all trust\n"
+            f"host all {self.role} 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n"
+        )
+        (self.datadir / "pg_hba.conf").write_text(hba)
+        if self.run_as is not None:
+            os.chown(self.datadir / "pg_hba.conf", self.run_as.pw_uid, self.run_as.pw_gid)
+        self.port = free_port()
+
+    def _launch(self):
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.sockdir),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "wal_level": "minimal",
+            "max_wal_senders": "0",
+            "shared_buffers": "32MB",
+            "max_connections": "100",
+            "password_encryption": "scram-sha-256",
+            "timezone": self.timezone,
+            "log_timezone": "UTC",
+            "logging_collector": "off",
+            "log_min_messages": "warning",
+            "autovacuum": "off",
+        }
+        cmd = [self.bin_dir / "postgres", "-D", self.datadir]
+        for k, v in settings.items():
+            cmd += ["-c", f"{k}={v}"]
+        # SIGQUIT on our death: immediate shutdown, the backends follow.
+        self.proc = spawn(cmd, self.log_path, user=self.run_as, deathsig=signal.SIGQUIT, cwd=self.tmpdir)
+        self._wait_ready()
+
+    def _setup(self):
+        with self.connect("postgres") as conn:
+            conn.execute(f"CREATE ROLE {self.role} LOGIN PASSWORD {_pg_literal(self.password)}")
+            conn.execute(f"GRANT pg_read_all_stats TO {self.role}")
+
+    def _wait_ready(self, timeout=60):
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            self._check_alive("postgres", self.log_path)
+            try:
+                with psycopg.connect(self.conninfo("postgres"), connect_timeout=2):
+                    return
+            except psycopg.OperationalError as exc:
+                last = exc
+            time.sleep(0.05)
+        raise RuntimeError(f"postgres did not accept connections within {timeout}s: {last}\n{_tail(self.log_path)}")
+
+    def conninfo(self, db, user=None, password=None):
+        """libpq keyword conninfo over TCP; superuser (trusted) by default."""
+        parts = [f"host={self.host}", f"port={self.port}", f"dbname={db}", f"user={user or self.superuser}"]
+        if password is not None:
+            parts.append("password=" + _conninfo_value(password))
+        return " ".join(parts)
+
+    def connect(self, db, autocommit=True):
+        """A psycopg connection to `db` as the superuser."""
+        import psycopg
+
+        return psycopg.connect(self.conninfo(db), autocommit=autocommit, connect_timeout=10)
+
+    def schema_files(self):
+        return sorted((REPO / "sql" / "postgres").glob("*.sql"))
+
+    def create_database(self, name, schema=True):
+        """CREATE DATABASE `name`, apply every sql/postgres/*.sql in sorted
+        order (unless schema=False) and let the salesd role read it all."""
+        with self.connect("postgres") as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        if schema:
+            for path in self.schema_files():
+                self.apply_sql(name, path)
+        self.grant_read(name)
+        return name
+
+    def drop_database(self, name):
+        with self.connect("postgres") as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def apply_sql(self, db, path):
+        """Run one SQL file with psql, stopping at the first error."""
+        res = subprocess.run(
+            [
+                self.bin_dir / "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                "-h", self.host, "-p", str(self.port), "-U", self.superuser, "-d", db,
+                "-f", str(path),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=clean_env(),
+            timeout=120,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"applying {path} to {db!r} failed: {res.stderr.strip()}")
+
+    def grant_read(self, db, role=None):
+        """SELECT on every table and view in schema public, now and later."""
+        role = role or self.role
+        with self.connect(db) as conn:
+            conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+            conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+            conn.execute(
+                f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.superuser} IN SCHEMA public GRANT SELECT ON TABLES TO {role}"
+            )
+
+    def create_role(self, name, password=None, read_all_stats=False):
+        """An extra login role (cluster-wide) for tests that need one with
+        other privileges; returns the name."""
+        with self.connect("postgres") as conn:
+            pw = f" PASSWORD {_pg_literal(password)}" if password is not None else ""
+            conn.execute(f"CREATE ROLE {name} LOGIN{pw}")
+            if read_all_stats:
+                conn.execute(f"GRANT pg_read_all_stats TO {name}")
+        return name
+
+
+def _pg_literal(s):
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _conninfo_value(s):
+    if s and re.fullmatch(r"[^\s'\\]+", s):
+        return s
+    return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+# --------------------------------------------------------------------------
+# ClickHouse (the real 18.16 server and the chdb adapter)
+# --------------------------------------------------------------------------
+
+
+class ClickHouseError(RuntimeError):
+    def __init__(self, status, code, text):
+        super().__init__(f"HTTP {status}, code {code}: {text.strip()}")
+        self.status = status
+        self.code = code
+        self.text = text
+
+
+_CH_EXCEPTION = re.compile(r"(?:^|\n)Code: (\d+)[.,] (?:e\.displayText\(\) = )?DB::Exception")
+
+
+class _ClickHouseBase(_Server):
+    """What both ClickHouse backends offer the tests: an HTTP URL, a
+    password-protected `salesd` user and a passwordless `default` user."""
+
+    backend = "clickhouse"
+
+    def __init__(self, user="salesd", password=None):
+        super().__init__()
+        self.host = "127.0.0.1"
+        self.http_port = None
+        self.user = user
+        self.password = password or "ch-" + secrets.token_hex(12)
+
+    @property
+    def url(self):
+        return f"http://{self.host}:{self.http_port}"
+
+    def http(self, method="GET", path="/", params=None, body=None, headers=None, timeout=60):
+        """One raw HTTP request; returns (status, headers, body bytes) for
+        any status."""
+        url = self.url + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        if isinstance(body, str):
+            body = body.encode()
+        req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                return resp.status, resp.headers, resp.read()
+        except urllib.error.HTTPError as err:
+            with err:
+                return err.code, err.headers, err.read()
+
+    def query(self, sql, database=None, data=None, user=None, password=None, settings=None, timeout=60):
+        """Run `sql` (the body; with `data`, `sql` goes into the URL and
+        `data` is the body, as for INSERT ... FORMAT) and return the output
+        text.  Raises ClickHouseError on a non-200 answer or an exception
+        at the end of the body."""
+        params = {"wait_end_of_query": "1"}
+        if database:
+            params["database"] = database
+        if settings:
+            params.update({k: str(v) for k, v in settings.items()})
+        headers = {}
+        if user is not None:
+            headers["X-ClickHouse-User"] = user
+            if password is not None:
+                headers["X-ClickHouse-Key"] = password
+        if data is None:
+            body = sql
+        else:
+            params["query"] = sql
+            body = data
+        status, hdrs, out = self.http("POST", "/", params, body, headers, timeout)
+        text = out.decode("utf-8", "replace")
+        m = _CH_EXCEPTION.search(text[-65536:])
+        if status != 200 or m:
+            code = hdrs.get("X-ClickHouse-Exception-Code") or (m.group(1) if m else None)
+            if code is None:
+                m2 = re.search(r"Code: (\d+)", text)
+                code = m2.group(1) if m2 else "0"
+            raise ClickHouseError(status, int(code), text)
+        return text
+
+    def rows(self, sql, database=None):
+        """Output of a TabSeparated query as lists of (escaped) fields."""
+        text = self.query(sql, database)
+        return [line.split("\t") for line in text.split("\n") if line != ""] if text else []
+
+    def version(self):
+        return self.query("SELECT version()").strip()
+
+    def create_database(self, name):
+        self.query(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+        return name
+
+    def drop_database(self, name):
+        self.query(f"DROP DATABASE IF EXISTS `{name}`")
+
+    def _wait_ping(self, log, timeout=60):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            self._check_alive(self.name, log)
+            try:
+                status, _, body = self.http("GET", "/ping", timeout=2)
+                if status == 200 and body == b"Ok.\n":
+                    return
+                last = f"HTTP {status}: {body[:200]!r}"
+            except (OSError, urllib.error.URLError) as exc:
+                last = exc
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not answer /ping within {timeout}s: {last}\n{_tail(log)}")
+
+
+class ClickHouseServer(_ClickHouseBase):
+    """Debian's clickhouse-server 18.16 with a config derived from the
+    packaged one: our ports, our temp dir, loopback only."""
+
+    name = "clickhouse"
+    backend = "clickhouse-18.16"
+
+    def __init__(self, binary=CLICKHOUSE_SERVER, etc_dir=CLICKHOUSE_ETC, user="salesd", password=None):
+        super().__init__(user, password)
+        self.binary = binary
+        self.etc_dir = Path(etc_dir)
+        self.tcp_port = None
+
+    @property
+    def log_path(self):
+        return self.tmpdir / "log" / "clickhouse-server.log"
+
+    def _write_config(self):
+        d = self.tmpdir
+        tree = ET.parse(self.etc_dir / "config.xml")
+        root = tree.getroot()
+
+        def put(tag, value):
+            el = root.find(tag)
+            if el is None:
+                el = ET.SubElement(root, tag)
+            el.text = value
+
+        for tag in (
+            "https_port", "tcp_port_secure", "interserver_http_port", "interserver_https_port",
+            "mysql_port", "postgresql_port", "grpc_port", "listen_host", "zookeeper",
+            "distributed_ddl", "remote_servers", "macros",
+        ):
+            for el in root.findall(tag):
+                root.remove(el)
+        logger = root.find("logger")
+        if logger is None:
+            logger = ET.SubElement(root, "logger")
+        for tag, value in (
+            ("level", "warning"),
+            ("log", str(d / "log" / "clickhouse-server.log")),
+            ("errorlog", str(d / "log" / "clickhouse-server.err.log")),
+            ("size", "100M"),
+            ("count", "1"),
+        ):
+            el = logger.find(tag)
+            if el is None:
+                el = ET.SubElement(logger, tag)
+            el.text = value
+        put("http_port", str(self.http_port))
+        put("tcp_port", str(self.tcp_port))
+        put("listen_host", "127.0.0.1")
+        put("path", f"{d}/data/")
+        put("tmp_path", f"{d}/data/tmp/")
+        put("user_files_path", f"{d}/data/user_files/")
+        put("format_schema_path", f"{d}/data/format_schemas/")
+        put("users_config", str(d / "users.xml"))
+        put("mark_cache_size", str(256 << 20))
+        put("uncompressed_cache_size", str(256 << 20))
+        tree.write(d / "config.xml", encoding="utf-8", xml_declaration=True)
+
+        utree = ET.parse(self.etc_dir / "users.xml")
+        users = utree.getroot().find("users")
+        for el in list(users):
+            users.remove(el)
+
+        def user(name, password):
+            u = ET.SubElement(users, name)
+            if password:
+                ET.SubElement(u, "password_sha256_hex").text = hashlib.sha256(password.encode()).hexdigest()
+            else:
+                ET.SubElement(u, "password").text = ""
+            nets = ET.SubElement(u, "networks")
+            ET.SubElement(nets, "ip").text = "127.0.0.1"
+            ET.SubElement(nets, "ip").text = "::1"
+            ET.SubElement(u, "profile").text = "default"
+            ET.SubElement(u, "quota").text = "default"
+
+        user("default", "")
+        user(self.user, self.password)
+        utree.write(d / "users.xml", encoding="utf-8", xml_declaration=True)
+
+    def _prepare(self):
+        for sub in ("log", "data"):
+            (self.tmpdir / sub).mkdir()
+        self.http_port = free_port()
+        self.tcp_port = free_port()
+        self._write_config()
+
+    def _launch(self):
+        self.proc = spawn(
+            [self.binary, f"--config-file={self.tmpdir / 'config.xml'}"],
+            self.tmpdir / "log" / "stdout.log",
+            deathsig=signal.SIGTERM,
+            cwd=self.tmpdir,
+        )
+        self._wait_ping(self.tmpdir / "log" / "clickhouse-server.err.log")
+
+
+class ChdbServer(_ClickHouseBase):
+    """The current ClickHouse engine (chdb) behind test/harness/chdb_http.py,
+    run as a child Python process."""
+
+    name = "chdb"
+    backend = "chdb-26"
+
+    def __init__(self, user="salesd", password=None, python=None):
+        super().__init__(user, password)
+        self.python = python or sys.executable
+
+    @property
+    def log_path(self):
+        return self.tmpdir / "chdb_http.log"
+
+    def _prepare(self):
+        self.http_port = None
+        users = self.tmpdir / "users"
+        fd = os.open(users, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            # One "name:password" a line; default has no password.
+            f.write(f"default:\n{self.user}:{self.password}\n")
+
+    def _launch(self):
+        port_file = self.tmpdir / "port"
+        port_file.unlink(missing_ok=True)
+        self.proc = spawn(
+            [
+                self.python, CHDB_ADAPTER,
+                "--path", self.tmpdir / "data",
+                "--port", self.http_port or 0,
+                "--port-file", port_file,
+                "--users-file", self.tmpdir / "users",
+            ],
+            self.log_path,
+            deathsig=signal.SIGTERM,
+            cwd=self.tmpdir,
+        )
+        deadline = time.monotonic() + 60
+        while not port_file.exists() or not port_file.read_text().strip():
+            self._check_alive("chdb_http", self.log_path)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"chdb_http did not start within 60s\n{_tail(self.log_path)}")
+            time.sleep(0.02)
+        self.http_port = int(port_file.read_text().strip())
+        self._wait_ping(self.log_path)
+
+
+BACKENDS = {ClickHouseServer.backend: ClickHouseServer, ChdbServer.backend: ChdbServer}

@@ -1,0 +1,446 @@
+/* Unit tests for lib/health.c: failure streaks, the three health states and
+ * their boundaries, the /healthz JSON (parsed back with jansson) and the
+ * exact lines of the Prometheus exposition. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "health.h"
+
+/* 2026-11-25T07:00:00Z */
+#define T0     ((usec_t)1795590000ULL * USEC_PER_SEC)
+#define PERIOD (6 * USEC_PER_HOUR)
+
+static Health new_health(void) {
+        Health h;
+        memset(&h, 0, sizeof(h));
+        h.instance = "host-a";
+        h.version = "1.2.3";
+        h.ready = true;
+        h.started_at = T0;
+        return h;
+}
+
+static RunRecord new_run(RunStatus status, usec_t started, usec_t duration) {
+        RunRecord r;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.run_id, sizeof(r.run_id), "0f8fad5b-d9cb-469f-a165-70867728950e");
+        r.trigger = "schedule";
+        r.status = status;
+        r.started_at = started;
+        r.finished_at = started + duration;
+        return r;
+}
+
+static void record(Health *h, RunStatus status, usec_t started, usec_t duration) {
+        RunRecord r = new_run(status, started, duration);
+        health_record_run(h, &r);
+}
+
+static void test_names(void **state) {
+        (void)state;
+        assert_string_equal(run_status_to_string(RUN_STATUS_SUCCESS), "success");
+        assert_string_equal(run_status_to_string(RUN_STATUS_FAILED), "failed");
+        assert_string_equal(run_status_to_string(RUN_STATUS_SKIPPED), "skipped");
+        assert_string_equal(health_state_to_string(HEALTH_OK), "ok");
+        assert_string_equal(health_state_to_string(HEALTH_STANDBY), "standby");
+        assert_string_equal(health_state_to_string(HEALTH_FAILING), "failing");
+}
+
+static void test_format_time(void **state) {
+        char buf[64];
+        (void)state;
+        assert_string_equal(health_format_time(T0, buf, sizeof(buf)), "2026-11-25T07:00:00Z");
+        /* Sub-second parts are cut, not rounded. */
+        assert_string_equal(health_format_time(T0 + 999999, buf, sizeof(buf)), "2026-11-25T07:00:00Z");
+        assert_string_equal(health_format_time(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
+}
+
+static void test_record_counters(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        RunRecord r = new_run(RUN_STATUS_SUCCESS, T0, 2 * USEC_PER_SEC);
+        r.days_recomputed = 3;
+        r.days_written = 2;
+        health_record_run(&h, &r);
+        assert_true(h.has_last_run);
+        assert_int_equal(h.runs_total[RUN_STATUS_SUCCESS], 1);
+        assert_int_equal(h.days_written_total, 2);
+        assert_int_equal(h.last_success, T0 + 2 * USEC_PER_SEC);
+        assert_int_equal(h.last_ok_or_skipped, T0 + 2 * USEC_PER_SEC);
+
+        r = new_run(RUN_STATUS_FAILED, T0 + USEC_PER_HOUR, USEC_PER_SEC);
+        r.days_written = 5; /* a run that wrote some days and then failed */
+        snprintf(r.error, sizeof(r.error), "clickhouse down");
+        health_record_run(&h, &r);
+        assert_int_equal(h.runs_total[RUN_STATUS_FAILED], 1);
+        assert_int_equal(h.days_written_total, 7);
+        assert_int_equal(h.last_success, T0 + 2 * USEC_PER_SEC);
+        assert_int_equal(h.last_run.status, RUN_STATUS_FAILED);
+        assert_string_equal(h.last_run.error, "clickhouse down");
+
+        record(&h, RUN_STATUS_SKIPPED, T0 + 2 * USEC_PER_HOUR, 10 * USEC_PER_MSEC);
+        assert_int_equal(h.runs_total[RUN_STATUS_SKIPPED], 1);
+        assert_int_equal(h.last_success, T0 + 2 * USEC_PER_SEC);
+        assert_int_equal(h.last_ok_or_skipped, T0 + 2 * USEC_PER_HOUR + 10 * USEC_PER_MSEC);
+        assert_int_equal(h.duration_count, 3);
+        assert_int_equal(h.duration_sum, 3 * USEC_PER_SEC + 10 * USEC_PER_MSEC);
+}
+
+static void test_streaks(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        assert_int_equal(h.consecutive_failures, 2);
+        record(&h, RUN_STATUS_SUCCESS, T0, USEC_PER_SEC);
+        assert_int_equal(h.consecutive_failures, 0);
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        /* A skip is not a failure, and it ends the run of failures. */
+        record(&h, RUN_STATUS_SKIPPED, T0, USEC_PER_SEC);
+        assert_int_equal(h.consecutive_failures, 0);
+        for (int i = 1; i <= 4; i++) {
+                record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+                assert_int_equal(h.consecutive_failures, i);
+        }
+}
+
+static void test_state_fresh_daemon(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        assert_int_equal(health_state(&h, T0, PERIOD), HEALTH_OK);
+        /* No run yet: measured from the daemon's start; exactly 2 periods is
+         * still fine, one microsecond more is not. */
+        assert_int_equal(health_state(&h, T0 + 2 * PERIOD, PERIOD), HEALTH_OK);
+        assert_int_equal(health_state(&h, T0 + 2 * PERIOD + 1, PERIOD), HEALTH_FAILING);
+        /* Unknown period: no staleness rule. */
+        assert_int_equal(health_state(&h, T0 + 100 * PERIOD, 0), HEALTH_OK);
+        /* A clock that stepped back never makes it stale. */
+        assert_int_equal(health_state(&h, T0 - USEC_PER_DAY, PERIOD), HEALTH_OK);
+}
+
+static void test_state_failures(void **state) {
+        Health h = new_health();
+        usec_t now = T0 + USEC_PER_HOUR;
+        (void)state;
+
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, now, PERIOD), HEALTH_OK);
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, now, PERIOD), HEALTH_OK);
+        record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, now, PERIOD), HEALTH_FAILING);
+        record(&h, RUN_STATUS_SUCCESS, T0 + 2 * USEC_PER_HOUR, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, T0 + 3 * USEC_PER_HOUR, PERIOD), HEALTH_OK);
+}
+
+static void test_state_standby(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        record(&h, RUN_STATUS_SUCCESS, T0, USEC_PER_SEC);
+        record(&h, RUN_STATUS_SKIPPED, T0 + PERIOD, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, T0 + PERIOD + USEC_PER_MINUTE, PERIOD), HEALTH_STANDBY);
+        /* Skips keep a standby instance fresh: measured from the last skip,
+         * not from the last success. */
+        usec_t skip_end = T0 + PERIOD + USEC_PER_SEC;
+        assert_int_equal(health_state(&h, skip_end + 2 * PERIOD, PERIOD), HEALTH_STANDBY);
+        assert_int_equal(health_state(&h, skip_end + 2 * PERIOD + 1, PERIOD), HEALTH_FAILING);
+        /* The next run got the lock and failed: not standby any more. */
+        record(&h, RUN_STATUS_FAILED, T0 + 2 * PERIOD, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, T0 + 2 * PERIOD + USEC_PER_MINUTE, PERIOD), HEALTH_OK);
+}
+
+static void test_state_stale_after_success(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        record(&h, RUN_STATUS_SUCCESS, T0 + USEC_PER_HOUR, 30 * USEC_PER_SEC);
+        usec_t end = T0 + USEC_PER_HOUR + 30 * USEC_PER_SEC;
+        /* Failures do not refresh the reference time. */
+        record(&h, RUN_STATUS_FAILED, end + PERIOD, USEC_PER_SEC);
+        assert_int_equal(health_state(&h, end + 2 * PERIOD, PERIOD), HEALTH_OK);
+        assert_int_equal(health_state(&h, end + 2 * PERIOD + 1, PERIOD), HEALTH_FAILING);
+        /* Even long after the daemon's start, a recent success keeps it OK. */
+        assert_int_equal(health_state(&h, end + PERIOD, PERIOD), HEALTH_OK);
+}
+
+static json_t *parse(const char *s) {
+        json_error_t e;
+        json_t *j = json_loads(s, 0, &e);
+        if (!j)
+                fail_msg("invalid JSON (%s): %s", e.text, s);
+        return j;
+}
+
+static void test_json_no_run(void **state) {
+        Health h = new_health();
+        int status = 0;
+        (void)state;
+
+        h.ready = false;
+        char *s = health_render_json(&h, T0 + 60 * USEC_PER_SEC, PERIOD, &status);
+        assert_non_null(s);
+        assert_int_equal(status, 200);
+        json_t *j = parse(s);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+        assert_string_equal(json_string_value(json_object_get(j, "instance")), "host-a");
+        assert_string_equal(json_string_value(json_object_get(j, "version")), "1.2.3");
+        assert_true(json_is_null(json_object_get(j, "last_run")));
+        assert_true(json_is_null(json_object_get(j, "last_success")));
+        assert_true(json_is_null(json_object_get(j, "next_run")));
+        assert_true(json_is_null(json_object_get(j, "watermark")));
+        assert_int_equal(json_integer_value(json_object_get(j, "consecutive_failures")), 0);
+        assert_true(json_is_false(json_object_get(j, "ready")));
+        json_decref(j);
+        free(s);
+}
+
+static void test_json_with_run(void **state) {
+        Health h = new_health();
+        int status = 0;
+        (void)state;
+
+        RunRecord r = new_run(RUN_STATUS_SUCCESS, T0, 12 * USEC_PER_SEC + 345678);
+        r.trigger = "http";
+        r.days_recomputed = 2;
+        r.days_written = 1;
+        health_record_run(&h, &r);
+        h.next_run = T0 + PERIOD;
+        h.watermark = T0 - 5 * USEC_PER_MINUTE + 123;
+
+        char *s = health_render_json(&h, T0 + USEC_PER_MINUTE, PERIOD, &status);
+        assert_non_null(s);
+        assert_int_equal(status, 200);
+        json_t *j = parse(s);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "ok");
+        assert_string_equal(json_string_value(json_object_get(j, "last_success")), "2026-11-25T07:00:12Z");
+        assert_string_equal(json_string_value(json_object_get(j, "next_run")), "2026-11-25T13:00:00Z");
+        assert_string_equal(json_string_value(json_object_get(j, "watermark")), "2026-11-25T06:55:00Z");
+        assert_true(json_is_true(json_object_get(j, "ready")));
+        json_t *lr = json_object_get(j, "last_run");
+        assert_true(json_is_object(lr));
+        assert_string_equal(json_string_value(json_object_get(lr, "run_id")), "0f8fad5b-d9cb-469f-a165-70867728950e");
+        assert_string_equal(json_string_value(json_object_get(lr, "trigger")), "http");
+        assert_string_equal(json_string_value(json_object_get(lr, "status")), "success");
+        assert_string_equal(json_string_value(json_object_get(lr, "started_at")), "2026-11-25T07:00:00Z");
+        assert_string_equal(json_string_value(json_object_get(lr, "finished_at")), "2026-11-25T07:00:12Z");
+        assert_string_equal(json_string_value(json_object_get(lr, "duration_seconds")), "12.345");
+        assert_int_equal(json_integer_value(json_object_get(lr, "days_recomputed")), 2);
+        assert_int_equal(json_integer_value(json_object_get(lr, "days_written")), 1);
+        assert_string_equal(json_string_value(json_object_get(lr, "error")), "");
+        json_decref(j);
+        free(s);
+}
+
+static void test_json_failing_and_standby(void **state) {
+        Health h = new_health();
+        int status = 0;
+        (void)state;
+
+        record(&h, RUN_STATUS_SKIPPED, T0, 20 * USEC_PER_MSEC);
+        snprintf(h.last_run.error, sizeof(h.last_run.error), "lock held by another instance");
+        char *s = health_render_json(&h, T0 + USEC_PER_MINUTE, PERIOD, &status);
+        assert_non_null(s);
+        assert_int_equal(status, 200);
+        json_t *j = parse(s);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "standby");
+        json_t *lr = json_object_get(j, "last_run");
+        assert_string_equal(json_string_value(json_object_get(lr, "status")), "skipped");
+        assert_string_equal(json_string_value(json_object_get(lr, "duration_seconds")), "0.020");
+        assert_string_equal(json_string_value(json_object_get(lr, "error")), "lock held by another instance");
+        json_decref(j);
+        free(s);
+
+        for (int i = 0; i < 3; i++) {
+                RunRecord r = new_run(RUN_STATUS_FAILED, T0 + USEC_PER_HOUR, USEC_PER_SEC);
+                snprintf(r.error, sizeof(r.error), "cannot connect to \"pg\"\n");
+                health_record_run(&h, &r);
+        }
+        s = health_render_json(&h, T0 + 2 * USEC_PER_HOUR, PERIOD, &status);
+        assert_non_null(s);
+        assert_int_equal(status, 503);
+        j = parse(s);
+        assert_string_equal(json_string_value(json_object_get(j, "status")), "failing");
+        assert_int_equal(json_integer_value(json_object_get(j, "consecutive_failures")), 3);
+        lr = json_object_get(j, "last_run");
+        assert_string_equal(json_string_value(json_object_get(lr, "error")), "cannot connect to \"pg\"\n");
+        assert_true(json_is_null(json_object_get(j, "last_success")));
+        json_decref(j);
+        free(s);
+}
+
+static void assert_has_line(const char *text, const char *line) {
+        size_t n = strlen(line);
+        for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                if (strncmp(p, line, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+                        return;
+        fail_msg("line not found: %s\n--- in ---\n%s", line, text);
+}
+
+static void assert_no_line_prefix(const char *text, const char *prefix) {
+        for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+                if (strncmp(p, prefix, strlen(prefix)) == 0)
+                        fail_msg("unexpected line starting with %s", prefix);
+}
+
+static void test_metrics_empty(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        h.ready = false;
+        char *m = health_render_metrics(&h, T0, PERIOD);
+        assert_non_null(m);
+        assert_has_line(m, "# TYPE salesd_runs_total counter");
+        assert_has_line(m, "salesd_runs_total{status=\"success\"} 0");
+        assert_has_line(m, "salesd_runs_total{status=\"failed\"} 0");
+        assert_has_line(m, "salesd_runs_total{status=\"skipped\"} 0");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"+Inf\"} 0");
+        assert_has_line(m, "salesd_run_duration_seconds_sum 0");
+        assert_has_line(m, "salesd_run_duration_seconds_count 0");
+        assert_has_line(m, "salesd_last_success_timestamp_seconds 0");
+        assert_has_line(m, "salesd_watermark_timestamp_seconds 0");
+        assert_has_line(m, "salesd_next_run_timestamp_seconds 0");
+        assert_has_line(m, "salesd_up 1");
+        assert_has_line(m, "salesd_ready 0");
+        assert_has_line(m, "salesd_health_state{state=\"ok\"} 1");
+        assert_has_line(m, "salesd_health_state{state=\"standby\"} 0");
+        assert_has_line(m, "salesd_health_state{state=\"failing\"} 0");
+        assert_has_line(m, "salesd_build_info{version=\"1.2.3\",instance=\"host-a\"} 1");
+        assert_has_line(m, "salesd_start_time_seconds 1795590000");
+        assert_int_equal(m[strlen(m) - 1], '\n');
+        free(m);
+}
+
+static void test_metrics_values(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        /* Durations: 0.05 s, exactly 0.1 s (le is inclusive), 0.3 s, 7 s,
+         * 45 min (beyond the last bucket). */
+        RunRecord r = new_run(RUN_STATUS_SUCCESS, T0, 50 * USEC_PER_MSEC);
+        r.days_written = 4;
+        health_record_run(&h, &r);
+        record(&h, RUN_STATUS_SKIPPED, T0, 100 * USEC_PER_MSEC);
+        record(&h, RUN_STATUS_FAILED, T0, 300 * USEC_PER_MSEC);
+        r = new_run(RUN_STATUS_SUCCESS, T0 + USEC_PER_HOUR, 7 * USEC_PER_SEC);
+        r.days_written = 3;
+        health_record_run(&h, &r);
+        record(&h, RUN_STATUS_FAILED, T0 + 2 * USEC_PER_HOUR, 45 * USEC_PER_MINUTE + 1);
+        h.watermark = T0 + 123456;
+        h.next_run = T0 + PERIOD;
+        h.heartbeat_failures_total = 2;
+        h.run_rows_pending = 5;
+        h.run_rows_dropped_total = 1;
+
+        char *m = health_render_metrics(&h, T0 + 3 * USEC_PER_HOUR, PERIOD);
+        assert_non_null(m);
+        assert_has_line(
+                m, "# HELP salesd_run_duration_seconds Wall-clock duration of finished runs, skipped ones included.");
+        assert_has_line(m, "# TYPE salesd_run_duration_seconds histogram");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"0.1\"} 2");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"0.5\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"1\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"2.5\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"5\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"10\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"30\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"60\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"300\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"1800\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"+Inf\"} 5");
+        /* 0.05 + 0.1 + 0.3 + 7 + 2700.000001 */
+        assert_has_line(m, "salesd_run_duration_seconds_sum 2707.450001");
+        assert_has_line(m, "salesd_run_duration_seconds_count 5");
+        assert_has_line(m, "salesd_runs_total{status=\"success\"} 2");
+        assert_has_line(m, "salesd_runs_total{status=\"failed\"} 2");
+        assert_has_line(m, "salesd_runs_total{status=\"skipped\"} 1");
+        assert_has_line(m, "salesd_days_written_total 7");
+        assert_has_line(m, "# TYPE salesd_days_written_total counter");
+        assert_has_line(m, "salesd_last_success_timestamp_seconds 1795593607");
+        assert_has_line(m, "salesd_watermark_timestamp_seconds 1795590000.123456");
+        assert_has_line(m, "salesd_next_run_timestamp_seconds 1795611600");
+        assert_has_line(m, "# TYPE salesd_last_success_timestamp_seconds gauge");
+        assert_has_line(m, "salesd_heartbeat_failures_total 2");
+        assert_has_line(m, "salesd_run_rows_pending 5");
+        assert_has_line(m, "salesd_run_rows_dropped_total 1");
+        assert_has_line(m, "salesd_consecutive_failures 1");
+        assert_has_line(m, "salesd_ready 1");
+        /* The label set of a histogram bucket ends at +Inf; no le beyond it. */
+        assert_no_line_prefix(m, "salesd_run_duration_seconds_bucket{le=\"3600\"}");
+        free(m);
+}
+
+static void test_metrics_health_state(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        for (int i = 0; i < 3; i++)
+                record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        char *m = health_render_metrics(&h, T0 + USEC_PER_MINUTE, PERIOD);
+        assert_non_null(m);
+        assert_has_line(m, "salesd_health_state{state=\"ok\"} 0");
+        assert_has_line(m, "salesd_health_state{state=\"failing\"} 1");
+        assert_has_line(m, "salesd_consecutive_failures 3");
+        free(m);
+
+        record(&h, RUN_STATUS_SKIPPED, T0 + USEC_PER_HOUR, USEC_PER_SEC);
+        m = health_render_metrics(&h, T0 + USEC_PER_HOUR + USEC_PER_MINUTE, PERIOD);
+        assert_non_null(m);
+        assert_has_line(m, "salesd_health_state{state=\"standby\"} 1");
+        assert_has_line(m, "salesd_health_state{state=\"failing\"} 0");
+        free(m);
+}
+
+static void test_metrics_escaping(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        h.instance = "a\"b\\c\nd";
+        h.version = "1.0 \"beta\"";
+        char *m = health_render_metrics(&h, T0, PERIOD);
+        assert_non_null(m);
+        assert_has_line(m, "salesd_build_info{version=\"1.0 \\\"beta\\\"\",instance=\"a\\\"b\\\\c\\nd\"} 1");
+        free(m);
+
+        /* JSON escapes the same values its own way and stays parseable. */
+        int status = 0;
+        char *s = health_render_json(&h, T0, PERIOD, &status);
+        assert_non_null(s);
+        json_t *j = parse(s);
+        assert_string_equal(json_string_value(json_object_get(j, "instance")), "a\"b\\c\nd");
+        json_decref(j);
+        free(s);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_names),
+                cmocka_unit_test(test_format_time),
+                cmocka_unit_test(test_record_counters),
+                cmocka_unit_test(test_streaks),
+                cmocka_unit_test(test_state_fresh_daemon),
+                cmocka_unit_test(test_state_failures),
+                cmocka_unit_test(test_state_standby),
+                cmocka_unit_test(test_state_stale_after_success),
+                cmocka_unit_test(test_json_no_run),
+                cmocka_unit_test(test_json_with_run),
+                cmocka_unit_test(test_json_failing_and_standby),
+                cmocka_unit_test(test_metrics_empty),
+                cmocka_unit_test(test_metrics_values),
+                cmocka_unit_test(test_metrics_health_state),
+                cmocka_unit_test(test_metrics_escaping),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
