@@ -320,18 +320,24 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 static int on_prepare(sd_event_source *src, void *userdata) {
         HttpServer *s = userdata;
         MHD_UNSIGNED_LONG_LONG ms;
-        uint64_t now;
+        uint64_t now = 0;
+        int r;
         (void)src;
 
+        /* Never return an error here: sd-event would disable the IO source
+         * and the endpoint would go silent. */
         if (MHD_get_timeout(s->mhd, &ms) != MHD_YES)
-                return sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
-        if (sd_event_now(s->event, CLOCK_MONOTONIC, &now) < 0)
-                now = 0;
-        uint64_t delay = ms > UINT64_MAX / 1000 - now ? UINT64_MAX - now : ms * 1000;
-        int r = sd_event_source_set_time(s->timer, now + delay);
+                r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
+        else {
+                (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
+                uint64_t delay = ms > (UINT64_MAX - now) / 1000 ? UINT64_MAX - now : ms * 1000;
+                r = sd_event_source_set_time(s->timer, now + delay);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+        }
         if (r < 0)
-                return r;
-        return sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
+                log_debug("http: cannot arm the timer: %s", strerror(-r));
+        return 0;
 }
 
 /* "HOST:PORT" or "[V6]:PORT"; HOST may be a name ("localhost"). */

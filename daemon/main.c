@@ -25,7 +25,7 @@
 #include "run.h"
 #include "schema.h"
 
-#define DEFAULT_CONFIG "/etc/salesd/salesd.yaml"
+#define DEFAULT_CONFIG    "/etc/salesd/salesd.yaml"
 #define MAX_BACKFILL_DAYS 36600
 
 static void print_help(FILE *f) {
@@ -102,7 +102,9 @@ static void log_run(const RunRecord *rec, const RunOutcome *out, bool explicit_d
                          rec->days_recomputed ? day_format(out->first_day, first) : "",
                          rec->days_recomputed ? ".." : "", rec->days_recomputed ? day_format(out->last_day, last) : "",
                          rec->days_recomputed ? ")" : "", rec->days_written,
-                         explicit_days ? "not moved (explicit days)" : *out->watermark ? out->watermark : "none",
+                         explicit_days     ? "not moved (explicit days)"
+                         : *out->watermark ? out->watermark
+                                           : "none",
                          out->watermark_advanced ? " (advanced)" : "");
                 break;
         case RUN_STATUS_SKIPPED:
@@ -308,8 +310,7 @@ static int cmd_status(const Config *c, int argc, char **argv) {
                 printf("instance:      %s\n", json_str(doc, "instance"));
                 printf("version:       %s\n", json_str(doc, "version"));
                 if (json_is_object(last))
-                        printf("last run:      %s (trigger %s) at %s, %" JSON_INTEGER_FORMAT
-                               " days written%s%s\n",
+                        printf("last run:      %s (trigger %s) at %s, %" JSON_INTEGER_FORMAT " days written%s%s\n",
                                json_str(last, "status"), json_str(last, "trigger"), json_str(last, "finished_at"),
                                json_integer_value(json_object_get(last, "days_written")),
                                *json_str(last, "error") && strcmp(json_str(last, "error"), "-") ? ": " : "",
@@ -338,10 +339,18 @@ int main(int argc, char **argv) {
         /* stop at the first non-option: the command has options of its own */
         while ((opt = getopt_long(argc, argv, "+c:hV", opts, NULL)) != -1) {
                 switch (opt) {
-                case 'c': config_path = optarg; break;
-                case 'h': print_help(stdout); return EX_OK;
-                case 'V': printf("salesd %s\n", SALESD_VERSION); return EX_OK;
-                default: fprintf(stderr, "Try 'salesd --help'.\n"); return EX_USAGE;
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 'h':
+                        print_help(stdout);
+                        return EX_OK;
+                case 'V':
+                        printf("salesd %s\n", SALESD_VERSION);
+                        return EX_OK;
+                default:
+                        fprintf(stderr, "Try 'salesd --help'.\n");
+                        return EX_USAGE;
                 }
         }
         const char *command = optind < argc ? argv[optind] : "run";

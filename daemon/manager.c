@@ -41,7 +41,7 @@
 #include "run.h"
 #include "schema.h"
 
-#define STOP_GRACE_USEC (8 * USEC_PER_SEC)
+#define STOP_GRACE_USEC   (8 * USEC_PER_SEC)
 #define SCHEMA_RETRY_USEC (5 * USEC_PER_SEC)
 
 typedef struct Manager Manager;
@@ -175,8 +175,8 @@ static void *job_thread(void *userdata) {
                 break;
         }
         case JOB_HEARTBEAT:
-                j->result = run_write_heartbeat(c, &j->heartbeat, &j->manager->heartbeat_cancel, j->err,
-                                                sizeof(j->err));
+                j->result =
+                        run_write_heartbeat(c, &j->heartbeat, &j->manager->heartbeat_cancel, j->err, sizeof(j->err));
                 break;
         case JOB_SCHEMA: {
                 ChClient *ch = NULL;
@@ -372,9 +372,12 @@ static const char *heartbeat_state(const Manager *m) {
         if (m->run_job.busy && m->run_job.kind == JOB_RUN)
                 return "running";
         switch (health_state(&m->health, now_realtime(), schedule_period(m))) {
-        case HEALTH_STANDBY: return "standby";
-        case HEALTH_FAILING: return "failing";
-        default: return "idle";
+        case HEALTH_STANDBY:
+                return "standby";
+        case HEALTH_FAILING:
+                return "failing";
+        default:
+                return "idle";
         }
 }
 
@@ -421,9 +424,15 @@ static int on_job_event(sd_event_source *s, int fd, uint32_t revents, void *user
         config_unref(j->config);
         j->config = NULL;
         switch (j->kind) {
-        case JOB_RUN: on_run_done(j->manager, j); break;
-        case JOB_SCHEMA: on_schema_done(j->manager, j); break;
-        case JOB_HEARTBEAT: on_heartbeat_done(j->manager, j); break;
+        case JOB_RUN:
+                on_run_done(j->manager, j);
+                break;
+        case JOB_SCHEMA:
+                on_schema_done(j->manager, j);
+                break;
+        case JOB_HEARTBEAT:
+                on_heartbeat_done(j->manager, j);
+                break;
         }
         return 0;
 }
@@ -578,11 +587,20 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         (void)s;
         Manager *m = userdata;
         switch (si->ssi_signo) {
-        case SIGUSR1: run_start(m, "signal"); break;
-        case SIGHUP: reload(m); break;
-        case SIGTERM: begin_stop(m, "SIGTERM"); break;
-        case SIGINT: begin_stop(m, "SIGINT"); break;
-        default: break;
+        case SIGUSR1:
+                run_start(m, "signal");
+                break;
+        case SIGHUP:
+                reload(m);
+                break;
+        case SIGTERM:
+                begin_stop(m, "SIGTERM");
+                break;
+        case SIGINT:
+                begin_stop(m, "SIGINT");
+                break;
+        default:
+                break;
         }
         return 0;
 }

@@ -14,8 +14,8 @@
 #include "log.h"
 
 #define MAX_RESPONSE_BYTES (256u * 1024u * 1024u)
-#define BACKOFF_BASE_MS 200u
-#define BACKOFF_CAP_MS 10000u
+#define BACKOFF_BASE_MS    200u
+#define BACKOFF_CAP_MS     10000u
 
 struct ChClient {
         CURL *curl;
@@ -209,12 +209,20 @@ static int request_once(ChClient *c, const char *sql, const char *data, unsigned
         *ret_status = 0;
         if (cc != CURLE_OK) {
                 switch (cc) {
-                case CURLE_ABORTED_BY_CALLBACK: r = -ECANCELED; break;
+                case CURLE_ABORTED_BY_CALLBACK:
+                        r = -ECANCELED;
+                        break;
                 case CURLE_COULDNT_CONNECT:
                 case CURLE_COULDNT_RESOLVE_HOST:
-                case CURLE_COULDNT_RESOLVE_PROXY: r = -ECONNREFUSED; break;
-                case CURLE_OPERATION_TIMEDOUT: r = -ETIMEDOUT; break;
-                default: r = -ECONNRESET; break;
+                case CURLE_COULDNT_RESOLVE_PROXY:
+                        r = -ECONNREFUSED;
+                        break;
+                case CURLE_OPERATION_TIMEDOUT:
+                        r = -ETIMEDOUT;
+                        break;
+                default:
+                        r = -ECONNRESET;
+                        break;
                 }
                 snprintf(err, errlen, "clickhouse %s: query '%s' failed: %s%s", c->base,
                          abbreviate(sql, what, sizeof(what)), curl_easy_strerror(cc),

@@ -27,7 +27,7 @@ void ch_client_set_cancel_flag(ChClient *c, const atomic_bool *flag);
 
 typedef enum ChFlags {
         CH_NO_DATABASE = 1 << 0, /* do not pass database= (CREATE DATABASE) */
-        CH_NO_RETRY = 1 << 1, /* not idempotent: the caller handles retries */
+        CH_NO_RETRY = 1 << 1,    /* not idempotent: the caller handles retries */
 } ChFlags;
 
 /* Executes sql; data (may be NULL) is sent as the body after it (INSERT ...
@@ -35,8 +35,7 @@ typedef enum ChFlags {
  * exponential backoff and jitter up to `retries` times unless CH_NO_RETRY;
  * never retries 4xx.  On success *ret_body (if ret_body) is the response
  * body, malloc'd. */
-int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err,
-             size_t errlen);
+int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err, size_t errlen);
 
 /* URL without user:password@, for messages. */
 const char *ch_client_url(const ChClient *c);

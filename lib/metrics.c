@@ -54,8 +54,7 @@ size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *
         for (size_t i = 0; i < n; i++) {
                 const StoredDay *latest = NULL;
                 for (size_t j = 0; j < n_stored; j++)
-                        if (stored[j].stats.day == computed[i].day &&
-                            (!latest || stored[j].version > latest->version))
+                        if (stored[j].stats.day == computed[i].day && (!latest || stored[j].version > latest->version))
                                 latest = &stored[j];
                 if (latest && metrics_equal(&latest->stats, &computed[i])) {
                         ret_versions[i] = 0;
@@ -72,12 +71,11 @@ size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *
 
 int metrics_append_tsv(Buf *b, const DayStats *s, time_t computed_at, uint64_t version) {
         char day[DAY_STRLEN], rev[MONEY_STRLEN], cost[MONEY_STRLEN], profit[MONEY_STRLEN], aov[MONEY_STRLEN];
-        return buf_printf(b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%lld\t%" PRIu64 "\n",
-                          day_format(s->day, day), s->total_orders, s->total_items_sold,
-                          money_format(s->total_revenue, rev, sizeof(rev)),
-                          money_format(s->total_cost, cost, sizeof(cost)),
-                          money_format(s->total_profit, profit, sizeof(profit)),
-                          money_format(s->average_order_value, aov, sizeof(aov)), (long long)computed_at, version);
+        return buf_printf(
+                b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%lld\t%" PRIu64 "\n", day_format(s->day, day),
+                s->total_orders, s->total_items_sold, money_format(s->total_revenue, rev, sizeof(rev)),
+                money_format(s->total_cost, cost, sizeof(cost)), money_format(s->total_profit, profit, sizeof(profit)),
+                money_format(s->average_order_value, aov, sizeof(aov)), (long long)computed_at, version);
 }
 
 static int parse_u64(const char *s, uint64_t *ret) {
@@ -104,14 +102,30 @@ int metrics_parse_stored(char **fields, size_t n, StoredDay *ret, char *err, siz
         }
         for (size_t i = 0; i < 8; i++) {
                 switch (i) {
-                case 0: r = day_parse(fields[i], &d.stats.day); break;
-                case 1: r = parse_u64(fields[i], &d.stats.total_orders); break;
-                case 2: r = parse_u64(fields[i], &d.stats.total_items_sold); break;
-                case 3: r = money_parse(fields[i], &d.stats.total_revenue); break;
-                case 4: r = money_parse(fields[i], &d.stats.total_cost); break;
-                case 5: r = money_parse(fields[i], &d.stats.total_profit); break;
-                case 6: r = money_parse(fields[i], &d.stats.average_order_value); break;
-                default: r = parse_u64(fields[i], &d.version); break;
+                case 0:
+                        r = day_parse(fields[i], &d.stats.day);
+                        break;
+                case 1:
+                        r = parse_u64(fields[i], &d.stats.total_orders);
+                        break;
+                case 2:
+                        r = parse_u64(fields[i], &d.stats.total_items_sold);
+                        break;
+                case 3:
+                        r = money_parse(fields[i], &d.stats.total_revenue);
+                        break;
+                case 4:
+                        r = money_parse(fields[i], &d.stats.total_cost);
+                        break;
+                case 5:
+                        r = money_parse(fields[i], &d.stats.total_profit);
+                        break;
+                case 6:
+                        r = money_parse(fields[i], &d.stats.average_order_value);
+                        break;
+                default:
+                        r = parse_u64(fields[i], &d.version);
+                        break;
                 }
                 if (r < 0) {
                         snprintf(err, errlen, "cannot parse %s value '%.40s' read from daily_sales_stats", names[i],

@@ -24,7 +24,7 @@ struct PgSource {
         char *orders; /* quoted identifiers */
         char *items;
         char *tombstones; /* NULL when not configured */
-        char where[256]; /* "host H port P database D", for messages */
+        char where[256];  /* "host H port P database D", for messages */
 };
 
 static char *quote_table(PGconn *conn, const char *name) {
@@ -81,8 +81,8 @@ static int query_failed(PgSource *s, const char *what, PGresult *res, char *err,
 }
 
 /* Runs sql with text parameters; on success *ret holds a tuples result. */
-static int exec_params(PgSource *s, const char *what, const char *sql, int n, const char *const *params,
-                       PGresult **ret, char *err, size_t errlen) {
+static int exec_params(PgSource *s, const char *what, const char *sql, int n, const char *const *params, PGresult **ret,
+                       char *err, size_t errlen) {
         log_debug("postgres %s: %s", s->where, what);
         PGresult *res = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
         ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -136,7 +136,8 @@ int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
         s->items = quote_table(s->conn, c->postgres.order_items_table);
         if (c->postgres.tombstones_table && *c->postgres.tombstones_table)
                 s->tombstones = quote_table(s->conn, c->postgres.tombstones_table);
-        if (!s->orders || !s->items || (c->postgres.tombstones_table && *c->postgres.tombstones_table && !s->tombstones)) {
+        if (!s->orders || !s->items ||
+            (c->postgres.tombstones_table && *c->postgres.tombstones_table && !s->tombstones)) {
                 pg_source_free(s);
                 return -ENOMEM;
         }
@@ -319,9 +320,10 @@ int pg_source_affected_days(PgSource *s, const char *watermark, Day **ret_days, 
                 }
         PQclear(res);
 
-        buf_printf(&sql,
-                   "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
-                   s->orders, s->items);
+        buf_printf(
+                &sql,
+                "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
+                s->orders, s->items);
         if (s->tombstones)
                 buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
         if (buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')") < 0) {

@@ -15,15 +15,15 @@
 #include "metrics.h"
 #include "tsv.h"
 
-#define INSERT_STATS                                                                                                   \
-        "INSERT INTO daily_sales_stats (date, total_orders, total_items_sold, total_revenue, total_cost, "             \
+#define INSERT_STATS                                                                                       \
+        "INSERT INTO daily_sales_stats (date, total_orders, total_items_sold, total_revenue, total_cost, " \
         "total_profit, average_order_value, computed_at, version) FORMAT TabSeparated"
-#define INSERT_RUNS                                                                                                    \
-        "INSERT INTO salesd_runs (run_id, instance, trigger, started_at, finished_at, status, days_recomputed, "       \
+#define INSERT_RUNS                                                                                              \
+        "INSERT INTO salesd_runs (run_id, instance, trigger, started_at, finished_at, status, days_recomputed, " \
         "days_written, error) FORMAT TabSeparated"
-#define INSERT_HEARTBEAT                                                                                               \
+#define INSERT_HEARTBEAT \
         "INSERT INTO salesd_heartbeat (instance, ts, state, last_success, next_run) FORMAT TabSeparated"
-#define INSERT_STATE "INSERT INTO salesd_state (name, value, version) FORMAT TabSeparated"
+#define INSERT_STATE   "INSERT INTO salesd_state (name, value, version) FORMAT TabSeparated"
 #define WATERMARK_NAME "watermark"
 
 usec_t run_now_realtime(void) {

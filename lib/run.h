@@ -51,7 +51,7 @@ void run_control_cancel(RunControl *ctl);
 
 typedef struct RunOptions {
         const char *trigger; /* "start", "schedule", "signal", "http", "notify", "cli" */
-        const Day *days; /* explicit days (once --date, backfill); NULL: normal run */
+        const Day *days;     /* explicit days (once --date, backfill); NULL: normal run */
         size_t n_days;
         const char *instance;
 } RunOptions;
@@ -61,7 +61,7 @@ typedef struct RunOutcome {
         bool cancelled;
         bool guard_blind; /* the role cannot see other sessions (no pg_read_all_stats) */
         bool run_row_written;
-        Day first_day, last_day; /* affected range, when days_recomputed > 0 */
+        Day first_day, last_day;             /* affected range, when days_recomputed > 0 */
         char watermark[PG_TIMESTAMP_STRLEN]; /* after the run ("" = none) */
         bool watermark_advanced;
 } RunOutcome;
@@ -76,7 +76,7 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQue
 
 typedef struct HeartbeatRow {
         const char *instance;
-        const char *state; /* idle, running, standby, failing */
+        const char *state;                 /* idle, running, standby, failing */
         usec_t ts, last_success, next_run; /* CLOCK_REALTIME usec; 0 = unknown */
 } HeartbeatRow;
 

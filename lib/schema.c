@@ -20,10 +20,10 @@ typedef struct ExpectedColumn {
         const char *type;
 } ExpectedColumn;
 
-#define F1 "sql/clickhouse/001_daily_sales_stats.sql"
-#define F2 "sql/clickhouse/002_salesd_runs.sql"
-#define F3 "sql/clickhouse/003_salesd_heartbeat.sql"
-#define F4 "sql/clickhouse/004_salesd_state.sql"
+#define F1  "sql/clickhouse/001_daily_sales_stats.sql"
+#define F2  "sql/clickhouse/002_salesd_runs.sql"
+#define F3  "sql/clickhouse/003_salesd_heartbeat.sql"
+#define F4  "sql/clickhouse/004_salesd_state.sql"
 #define RMT "ReplacingMergeTree"
 
 static const ExpectedColumn expected[] = {

@@ -8,14 +8,30 @@ int tsv_append_escaped(Buf *b, const char *s) {
         int r = 0;
         for (const char *p = s; *p && r == 0; p++) {
                 switch (*p) {
-                case '\\': r = buf_append(b, "\\\\", 2); break;
-                case '\t': r = buf_append(b, "\\t", 2); break;
-                case '\n': r = buf_append(b, "\\n", 2); break;
-                case '\r': r = buf_append(b, "\\r", 2); break;
-                case '\'': r = buf_append(b, "\\'", 2); break;
-                case '\b': r = buf_append(b, "\\b", 2); break;
-                case '\f': r = buf_append(b, "\\f", 2); break;
-                default: r = buf_append(b, p, 1); break;
+                case '\\':
+                        r = buf_append(b, "\\\\", 2);
+                        break;
+                case '\t':
+                        r = buf_append(b, "\\t", 2);
+                        break;
+                case '\n':
+                        r = buf_append(b, "\\n", 2);
+                        break;
+                case '\r':
+                        r = buf_append(b, "\\r", 2);
+                        break;
+                case '\'':
+                        r = buf_append(b, "\\'", 2);
+                        break;
+                case '\b':
+                        r = buf_append(b, "\\b", 2);
+                        break;
+                case '\f':
+                        r = buf_append(b, "\\f", 2);
+                        break;
+                default:
+                        r = buf_append(b, p, 1);
+                        break;
                 }
         }
         return r;
@@ -30,14 +46,29 @@ static int tsv_unescape(char *field) {
                 }
                 p++;
                 switch (*p) {
-                case 't': *w++ = '\t'; break;
-                case 'n': *w++ = '\n'; break;
-                case 'r': *w++ = '\r'; break;
-                case 'b': *w++ = '\b'; break;
-                case 'f': *w++ = '\f'; break;
-                case '0': *w++ = '\0'; break;
-                case '\0': return -EINVAL;
-                default: *w++ = *p; break; /* \\ \' \" and any other escaped byte */
+                case 't':
+                        *w++ = '\t';
+                        break;
+                case 'n':
+                        *w++ = '\n';
+                        break;
+                case 'r':
+                        *w++ = '\r';
+                        break;
+                case 'b':
+                        *w++ = '\b';
+                        break;
+                case 'f':
+                        *w++ = '\f';
+                        break;
+                case '0':
+                        *w++ = '\0';
+                        break;
+                case '\0':
+                        return -EINVAL;
+                default:
+                        *w++ = *p;
+                        break; /* \\ \' \" and any other escaped byte */
                 }
         }
         *w = '\0';

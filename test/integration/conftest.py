@@ -209,6 +209,43 @@ def ch18_db(_server_pool, request):
     yield from _ch_db(_server_pool.get(ClickHouseServer.backend), request)
 
 
+class PrivateServers:
+    """Servers of a test's own, for tests that stop, restart or freeze a
+    server (outages, timeouts) and so must not use the shared ones."""
+
+    def __init__(self, request):
+        self.request = request
+        self.servers = []
+
+    def _start(self, server):
+        self.servers.append(server)
+        return server.start()
+
+    def postgres(self):
+        """A new PostgresServer with a fresh schema database: a PgDb whose
+        `.server` can halt()/restart()/freeze()/thaw()."""
+        server = self._start(PostgresServer())
+        name = _db_name(self.request)
+        server.create_database(name)
+        return PgDb(server, name)
+
+    def clickhouse(self, backend="clickhouse-18.16"):
+        """A new server of that backend with a fresh database: a ChDb."""
+        server = self._start(BACKENDS[backend]())
+        return ChDb(server, server.create_database(_db_name(self.request)))
+
+    def stop_all(self):
+        for server in reversed(self.servers):
+            server.stop()
+
+
+@pytest.fixture
+def private_servers(request):
+    ps = PrivateServers(request)
+    yield ps
+    ps.stop_all()
+
+
 # --------------------------------------------------------------------------
 # salesd
 # --------------------------------------------------------------------------

@@ -243,3 +243,42 @@ def test_salesd_start_and_stop_a_process(salesd, tmp_path):
     assert proc.stop() == -signal.SIGTERM
     done = salesd.run("-c", "echo out; echo err >&2; exit 3", config=None)
     assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+
+
+# ---- outages: halt, restart, freeze on private servers --------------------
+
+
+@pytest.mark.parametrize("backend", ["clickhouse-18.16", "chdb-26"])
+def test_private_clickhouse_restart_keeps_port_and_data(private_servers, backend):
+    db = private_servers.clickhouse(backend)
+    db.query("CREATE TABLE kept (x UInt8) ENGINE = MergeTree ORDER BY x")
+    db.query("INSERT INTO kept FORMAT TabSeparated", data="7\n")
+    url = db.server.url
+    db.server.halt()
+    with pytest.raises(OSError):
+        db.server.http("GET", "/ping", timeout=2)
+    db.server.restart()
+    assert db.server.url == url
+    assert db.rows("SELECT x FROM kept") == [["7"]]
+    db.server.freeze()
+    try:
+        with pytest.raises(OSError):  # a timeout: the socket accepts, nothing answers
+            db.server.http("GET", "/ping", timeout=1)
+    finally:
+        db.server.thaw()
+    assert db.server.http("GET", "/ping")[2] == b"Ok.\n"
+
+
+def test_private_postgres_restart_keeps_port_and_data(private_servers):
+    db = private_servers.postgres()
+    db.execute("CREATE TABLE kept (x int)")
+    db.execute("INSERT INTO kept VALUES (7)")
+    db.close()
+    port = db.server.port
+    db.server.halt()
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(db.conninfo, connect_timeout=2)
+    db.server.restart()
+    assert db.server.port == port
+    with psycopg.connect(db.conninfo) as conn:
+        assert conn.execute("SELECT x FROM kept").fetchall() == [(7,)]

@@ -1,0 +1,151 @@
+/* The metric definitions of SPEC §2 that live in C (profit, AOV rounding,
+ * column ranges) and the change check of SPEC §3 (which days get a row, with
+ * which version), table-driven. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "metrics.h"
+#include "tsv.h"
+
+static DayStats stats(Day day, uint64_t orders, uint64_t items, Money revenue, Money cost) {
+        DayStats s = { .day = day,
+                       .total_orders = orders,
+                       .total_items_sold = items,
+                       .total_revenue = revenue,
+                       .total_cost = cost };
+        metrics_finish(&s);
+        return s;
+}
+
+static void test_finish(void **state) {
+        (void)state;
+        DayStats s = stats(1, 2, 6, 3029, 1215);
+        assert_true(s.total_profit == 1814);
+        assert_true(s.average_order_value == 1515); /* 15.145 → 15.15 */
+        s = stats(1, 0, 0, 0, 0);
+        assert_true(s.average_order_value == 0); /* no orders: 0, not a division by zero */
+        s = stats(1, 2, 1, 5, 9);
+        assert_true(s.total_profit == -4);
+        assert_true(s.average_order_value == 3); /* 0.025 → 0.03 */
+        s = stats(1, 3, 0, 0, 0);                /* orders without items */
+        assert_true(s.average_order_value == 0);
+}
+
+static void test_range(void **state) {
+        (void)state;
+        char err[256];
+        DayStats ok = stats(0, UINT32_MAX, UINT32_MAX, 999999999999999, -999999999999999);
+        ok.total_profit = 0; /* keep the derived value in range for this case */
+        assert_int_equal(metrics_check_range(&ok, err, sizeof(err)), 0);
+
+        DayStats s = stats(0, (uint64_t)UINT32_MAX + 1, 0, 0, 0);
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "1970-01-01"));
+        assert_non_null(strstr(err, "total_orders 4294967296"));
+        assert_non_null(strstr(err, "UInt32"));
+
+        s = stats(20782, 1, 1, 1000000000000000, 0);
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "day 2026-11-25"));
+        assert_non_null(strstr(err, "total_revenue 10000000000000.00"));
+        assert_non_null(strstr(err, "Decimal(15, 2)"));
+
+        /* revenue and cost fit but their difference does not */
+        s = stats(20782, 1, 1, 999999999999999, -999999999999999);
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_profit"));
+}
+
+static void test_plan_writes(void **state) {
+        (void)state;
+        DayStats computed[4] = {
+                stats(10, 1, 1, 310, 100), /* same as stored (stored printed as 3.1 or 3.10: same value) */
+                stats(11, 2, 2, 500, 100), /* changed */
+                stats(12, 0, 0, 0, 0),     /* never stored: zero row */
+                stats(13, 1, 1, 100, 0),   /* stored version is ahead of our clock */
+        };
+        StoredDay stored[] = {
+                { stats(10, 1, 1, 310, 100), 50 }, { stats(11, 2, 2, 400, 100), 60 },
+                { stats(11, 2, 2, 500, 100), 40 }, /* older row of day 11: the newest decides */
+                { stats(13, 1, 1, 999, 0), 5000 }, { stats(99, 1, 1, 1, 1), 1 }, /* a day not computed */
+        };
+        uint64_t versions[4];
+        size_t n = metrics_plan_writes(computed, 4, stored, 5, 1000, versions);
+        assert_int_equal(n, 3);
+        assert_true(versions[0] == 0);
+        assert_true(versions[1] == 1000);
+        assert_true(versions[2] == 1000);
+        assert_true(versions[3] == 5001); /* strictly greater than what is stored */
+
+        /* a second plan against what the first wrote writes nothing */
+        StoredDay after[] = {
+                { computed[0], 50 }, { computed[1], 1000 }, { computed[2], 1000 }, { computed[3], 5001 }
+        };
+        assert_int_equal(metrics_plan_writes(computed, 4, after, 4, 2000, versions), 0);
+        for (size_t i = 0; i < 4; i++)
+                assert_true(versions[i] == 0);
+
+        /* nothing stored at all: everything is written at the run version */
+        assert_int_equal(metrics_plan_writes(computed, 4, NULL, 0, 7, versions), 4);
+        for (size_t i = 0; i < 4; i++)
+                assert_true(versions[i] == 7);
+}
+
+static void test_tsv_round_trip(void **state) {
+        (void)state;
+        DayStats s = stats(20782, 3, 30, 1234567890123, 3);
+        Buf b = { 0 };
+        assert_int_equal(metrics_append_tsv(&b, &s, 1795593600, 77), 0);
+        assert_string_equal(b.data,
+                            "2026-11-25\t3\t30\t12345678901.23\t0.03\t12345678901.20\t4115226300.41\t1795593600\t77\n");
+
+        /* read back as the sink selects it (no computed_at), in the current
+         * server's spelling without trailing zeros */
+        char row[] = "2026-11-25\t3\t30\t12345678901.23\t0.03\t12345678901.2\t4115226300.41\t77";
+        char *fields[10], err[200];
+        int n = tsv_split(row, fields, 10);
+        StoredDay d;
+        assert_int_equal(metrics_parse_stored(fields, (size_t)n, &d, err, sizeof(err)), 0);
+        assert_true(metrics_equal(&d.stats, &s));
+        assert_true(d.version == 77);
+        buf_free(&b);
+}
+
+static void test_parse_stored_errors(void **state) {
+        (void)state;
+        char err[200];
+        StoredDay d;
+        char short_row[] = "2026-11-25\t3";
+        char *fields[10];
+        int n = tsv_split(short_row, fields, 10);
+        assert_int_equal(metrics_parse_stored(fields, (size_t)n, &d, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "expected 8 columns"));
+
+        char bad_money[] = "2026-11-25\t3\t30\t12.345\t0\t0\t0\t1";
+        n = tsv_split(bad_money, fields, 10);
+        assert_int_equal(metrics_parse_stored(fields, (size_t)n, &d, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "total_revenue"));
+
+        char negative_count[] = "2026-11-25\t-3\t30\t1\t0\t0\t0\t1";
+        n = tsv_split(negative_count, fields, 10);
+        assert_int_equal(metrics_parse_stored(fields, (size_t)n, &d, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, "total_orders"));
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_finish),
+                cmocka_unit_test(test_range),
+                cmocka_unit_test(test_plan_writes),
+                cmocka_unit_test(test_tsv_round_trip),
+                cmocka_unit_test(test_parse_stored_errors),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
