@@ -779,7 +779,7 @@ static int manager_new(const char *config_path, Config *config, Manager **ret) {
                 r = http_server_new(m->event, cfg(m)->http.listen, cfg(m)->http.token, &h, &m->http, herr,
                                     sizeof(herr));
                 if (r < 0) {
-                        log_error("http: %s (change http.listen, or set it to \"\" to disable the endpoint)", herr);
+                        log_error("http: %s", herr);
                         manager_free(m);
                         return r;
                 }

@@ -72,7 +72,7 @@ size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *
 int metrics_append_tsv(Buf *b, const DayStats *s, time_t computed_at, uint64_t version) {
         char day[DAY_STRLEN], rev[MONEY_STRLEN], cost[MONEY_STRLEN], profit[MONEY_STRLEN], aov[MONEY_STRLEN];
         return buf_printf(
-                b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%lld\t%" PRIu64 "\n", day_format(s->day, day),
+                b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%010lld\t%" PRIu64 "\n", day_format(s->day, day),
                 s->total_orders, s->total_items_sold, money_format(s->total_revenue, rev, sizeof(rev)),
                 money_format(s->total_cost, cost, sizeof(cost)), money_format(s->total_profit, profit, sizeof(profit)),
                 money_format(s->average_order_value, aov, sizeof(aov)), (long long)computed_at, version);

@@ -79,6 +79,7 @@ size_t run_row_queue_pending(RunRowQueue *q, uint64_t *ret_dropped) {
         return n;
 }
 
+/* DateTime columns get Unix seconds padded to 10 digits (see metrics.h). */
 static int append_run_row(Buf *b, const RunRecord *r, const char *instance) {
         int rc = 0;
         rc = rc ? rc : tsv_append_escaped(b, r->run_id);
@@ -87,7 +88,7 @@ static int append_run_row(Buf *b, const RunRecord *r, const char *instance) {
         rc = rc ? rc : buf_puts(b, "\t");
         rc = rc ? rc : tsv_append_escaped(b, r->trigger);
         rc = rc ? rc
-                : buf_printf(b, "\t%" PRIu64 "\t%" PRIu64 "\t%s\t%u\t%u\t", r->started_at / USEC_PER_SEC,
+                : buf_printf(b, "\t%010" PRIu64 "\t%010" PRIu64 "\t%s\t%u\t%u\t", r->started_at / USEC_PER_SEC,
                              r->finished_at / USEC_PER_SEC, run_status_to_string(r->status), r->days_recomputed,
                              r->days_written);
         rc = rc ? rc : tsv_append_escaped(b, r->error);
@@ -491,8 +492,8 @@ int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_boo
                 ch_client_set_cancel_flag(ch, cancel);
         r = tsv_append_escaped(&body, h->instance);
         if (r == 0)
-                r = buf_printf(&body, "\t%" PRIu64 "\t%s\t%" PRIu64 "\t%" PRIu64 "\n", h->ts / USEC_PER_SEC, h->state,
-                               h->last_success / USEC_PER_SEC, h->next_run / USEC_PER_SEC);
+                r = buf_printf(&body, "\t%010" PRIu64 "\t%s\t%010" PRIu64 "\t%010" PRIu64 "\n", h->ts / USEC_PER_SEC,
+                               h->state, h->last_success / USEC_PER_SEC, h->next_run / USEC_PER_SEC);
         if (r == 0)
                 r = ch_query(ch, INSERT_HEARTBEAT, body.data, CH_NO_RETRY, NULL, err, errlen);
         buf_free(&body);

@@ -279,6 +279,7 @@ class PostgresServer(_Server):
         self.role = role
         self.password = password or "pg-" + secrets.token_hex(12)
         self.timezone = timezone
+        self._templates = set()
         self.run_as = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
 
     @property
@@ -395,15 +396,35 @@ class PostgresServer(_Server):
         return sorted((REPO / "sql" / "postgres").glob("*.sql"))
 
     def create_database(self, name, schema=True):
-        """CREATE DATABASE `name`, apply every sql/postgres/*.sql in sorted
-        order (unless schema=False) and let the salesd role read it all."""
+        """CREATE DATABASE `name` with every sql/postgres/*.sql applied in
+        sorted order (unless schema=False), readable by the salesd role.
+        The schema is applied once per session to a template database that
+        each new database copies: much faster than re-running the files."""
         with self.connect("postgres") as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        if schema:
-            for path in self.schema_files():
-                self.apply_sql(name, path)
-        self.grant_read(name)
+            if schema:
+                template = self._schema_template()
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+            else:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        if not schema:
+            self.grant_read(name)
         return name
+
+    def _schema_template(self):
+        files = self.schema_files()
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        template = "salesd_schema_" + digest.hexdigest()[:12]
+        if template not in self._templates:
+            with self.connect("postgres") as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{template}"')
+                conn.execute(f'CREATE DATABASE "{template}"')
+            for path in files:
+                self.apply_sql(template, path)
+            self.grant_read(template)
+            self._templates.add(template)
+        return template
 
     def drop_database(self, name):
         with self.connect("postgres") as conn:
