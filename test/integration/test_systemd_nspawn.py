@@ -165,6 +165,9 @@ def deployment(rootfs, pg_db, ch18_db, salesd):
         d.install(binary)
         container.boot()
         sys.__stderr__.write(f"nspawn: container booted in {container.boot_seconds:.2f} s\n")
+        # As an operator would; it also keeps the unit loaded while inactive,
+        # so its last exit status stays visible to systemctl show.
+        container.systemctl("enable", "salesd.service")
         yield d
     finally:
         container.stop()
@@ -372,4 +375,5 @@ def test_stop_is_clean(deployment):
     )
     assert took < 10, f"stop took {took:.1f} s"
     journal = d.journal()
+    assert "Deactivated successfully" in journal, d.context()
     assert "SIGKILL" not in journal and "timed out" not in journal, d.context()
