@@ -47,7 +47,8 @@ def main(dag_folder):
                 "check_response": getattr(task, "extra_options", {}).get("check_response"),
                 "downstream": sorted(task.downstream_task_ids),
             }
-        interval = getattr(schedule, "_delta", None)
+        # 2.10 keeps the delta as _delta, the 3.x SDK as delta.
+        interval = getattr(schedule, "_delta", None) or getattr(schedule, "delta", None)
         dags[dag_id] = {
             "schedule_seconds": interval.total_seconds() if isinstance(interval, timedelta) else None,
             "schedule_kind": type(schedule).__name__,

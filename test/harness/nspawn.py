@@ -347,11 +347,14 @@ class Container:
         out = self.systemctl("show", unit, *[f"--property={p}" for p in props]).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
-    def journal(self, unit=None, since_cursor=None):
+    def journal(self, unit=None):
+        """The journal (of one unit) as text; journalctl's complaint when
+        it has none."""
         cmd = ["journalctl", "--no-pager", "-o", "short-precise"]
         if unit:
             cmd += ["-u", unit]
-        return self.run(cmd, check=False).stdout
+        res = self.run(cmd, check=False)
+        return res.stdout if res.returncode == 0 else f"{res.stdout}{res.stderr}(journalctl exit {res.returncode})"
 
     def wait_for(self, predicate, timeout, what, interval=0.1):
         """Poll `predicate()` until it returns something true; returns it."""

@@ -112,6 +112,12 @@ def test_ch_errors_raise_with_server_text(ch_db):
     assert err.value.code == 60
     assert err.value.status == 404
     assert "no_such_table" in err.value.text
+    # A late error (after more than 1 MB of output) is still an error ...
+    with pytest.raises(ClickHouseError) as err:
+        ch_db.query("SELECT number, throwIf(number = 300000) FROM system.numbers LIMIT 400000")
+    assert err.value.code == 395
+    # ... while a result that merely contains exception text is data.
+    assert ch_db.query("SELECT 'Code: 60. DB::Exception: stored text'") == "Code: 60. DB::Exception: stored text\n"
 
 
 def test_ch_databases_are_isolated(ch_server, ch_db):

@@ -160,6 +160,18 @@ def assert_matches_oracle(ch_db, pg_db, tz=TZ, statuses=STATUSES):
     return got
 
 
+def pg_clock_us(pg) -> int:
+    return int(pg.query("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint")[0][0])
+
+
+def parse_watermark(value: str) -> dt.datetime:
+    """The stored watermark as an aware datetime (RFC 3339 text or Unix
+    microseconds)."""
+    if re.fullmatch(r"\d+", value):
+        return dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=int(value))
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def new_runs(ch_db, before_ids):
     return [r for r in oracle.ch_runs(ch_db) if r["run_id"] not in before_ids]
 
@@ -197,8 +209,28 @@ def tricky(pg_db, ch_db, salesd):
 
 def test_first_run_fills_history_exactly(tricky, pg_db, ch_db, salesd):
     src, ids, cfg = tricky
+    clock_before = pg_clock_us(pg_db)
     run_ok(salesd, cfg, "once")
+    clock_after = pg_clock_us(pg_db)
     got = assert_matches_oracle(ch_db, pg_db)
+
+    # version is the Postgres server's clock in microseconds at the run.
+    for day, v in oracle.ch_versions(ch_db).items():
+        assert clock_before <= v <= clock_after, f"{day}: version {v} is not the source clock of the run"
+    # computed_at is written as Unix seconds: printed in UTC it is now.
+    for (stamp,) in ch_db.rows("SELECT toString(computed_at) FROM daily_sales_stats"):
+        t = dt.datetime.fromisoformat(stamp).replace(tzinfo=dt.timezone.utc)
+        assert abs((dt.datetime.now(dt.timezone.utc) - t).total_seconds()) < 300, stamp
+    # The shipped view shows the same as FINAL.
+    view = ch_db.rows(oracle.STATS_SELECT.replace("daily_sales_stats FINAL", "daily_sales_stats_latest"))
+    assert view == ch_db.rows(oracle.STATS_SELECT)
+    # The watermark is the greatest updated_at seen (no other transaction
+    # was open, so the late-commit guard does not hold it back).
+    newest = pg_db.query(
+        "SELECT max(t) FROM (SELECT max(updated_at) AS t FROM orders UNION ALL "
+        "SELECT max(updated_at) FROM order_items) AS x"
+    )[0][0]
+    assert parse_watermark(oracle.ch_watermark(ch_db)) == newest
 
     # Spot checks written out by hand, so the oracle itself is checked too.
     assert got[D("2024-03-09")] == DayMetrics(1, 3, Decimal("0.30"), Decimal("0.60"), Decimal("-0.30"), Decimal("0.30"))
@@ -223,8 +255,6 @@ def test_first_run_fills_history_exactly(tricky, pg_db, ch_db, salesd):
     assert got[D("2024-07-06")].is_zero()
     # Today (in the configured zone) has a row even without orders.
     assert today() in got and got[today()].is_zero()
-    # The watermark was written.
-    assert oracle.ch_watermark(ch_db)
 
 
 def test_rerun_without_change_writes_nothing(tricky, pg_db, ch_db, salesd):
@@ -287,6 +317,11 @@ def test_changes_touch_exactly_the_right_days(tricky, pg_db, ch_db, salesd):
     # the tombstone.
     pg_db.execute("UPDATE orders SET order_date = '2024-05-03 12:00:00-04' WHERE order_id = %s", (ids["b1"],))
     step({D("2024-03-10"), D("2024-05-03")}, "order_date moved")
+
+    # An item moved to an order of another day: the old order's day through
+    # the tombstone, the new one through the item's updated_at.
+    pg_db.execute("UPDATE order_items SET order_id = %s WHERE order_id = %s", (ids["b1"], ids["a1"]))
+    step({D("2024-03-09"), D("2024-05-03")}, "item moved to another order")
 
     # An order deleted with its items.
     pg_db.execute("DELETE FROM order_items WHERE order_id = %s", (ids["f1"],))

@@ -149,6 +149,10 @@ def test_incremental_run_uses_indexes_and_reads_only_affected_days(pg_db, ch18_d
     # below the history.
     per_day = ORDERS_PER_DAY * ITEMS_PER_ORDER
     items_read = sum(rows for _, (_, rel, _, rows) in all_scans if rel == "order_items")
+    print(
+        f"plan check: {len(plans)} statements logged, {affected} days recomputed, "
+        f"{items_read} of {total_items} order_items rows read; aggregate scans: {_scans(agg[0]['Plan'])}"
+    )
     assert items_read <= 2 * affected * per_day, (
         f"read {items_read} order_items rows for {affected} affected days (~{per_day} items a day)"
     )

@@ -1,0 +1,284 @@
+"""The salesd DAGs in real Airflow: they load (Airflow 3.x and 2.10), the
+monitor passes against a healthy daemon and fails, with an alert, when the
+daemon is down or its heartbeat is stale, and the rerun DAG makes the daemon
+run.  Sensor timeouts are shortened through the SALESD_* variables the DAGs
+read at parse time."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import AIRFLOW210_VENV, AIRFLOW_VENV, DAGS, _base_env, venv_python
+
+PROBES = DAGS.parent / "tests"
+
+# Short sensor timing for the failure tests: a 1 s poke and a 3 s timeout
+# still give each sensor several pokes in reschedule mode.
+FAST = {"SALESD_MONITOR_POKE_INTERVAL": "1", "SALESD_MONITOR_TIMEOUT": "3", "SALESD_MONITOR_HTTP_TIMEOUT": "2"}
+
+
+def _probe(venv, script, tmp_path, stdin=None, marker=None):
+    res = subprocess.run(
+        [str(venv_python(venv)), str(PROBES / script), str(DAGS)],
+        input=stdin,
+        env=_base_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, f"{script} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith(marker)]
+    assert len(lines) == 1, res.stdout[-3000:]
+    return json.loads(lines[0][len(marker):])
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("venv", [AIRFLOW_VENV, AIRFLOW210_VENV], ids=["airflow-3", "airflow-2.10"])
+def test_dagbag_loads_both_dags(venv, tmp_path):
+    bag = _probe(venv, "dagbag_probe.py", tmp_path, marker="DAGBAG_PROBE ")
+    expected_major = "3" if venv == AIRFLOW_VENV else "2"
+    assert bag["airflow_version"].startswith(expected_major + ".")
+    assert bag["import_errors"] == {}
+    assert sorted(bag["dags"]) == ["salesd_monitor", "salesd_rerun"]
+    # Only the two DAG files are parsed (.airflowignore keeps the helper
+    # module out), each well under the 2 s budget.
+    assert sorted(p.rsplit("/", 1)[-1] for p in bag["files"]) == ["salesd_monitor.py", "salesd_rerun.py"]
+    for path, seconds in bag["files"].items():
+        assert seconds < 2.0, f"{path} took {seconds:.2f}s to parse"
+
+    monitor = bag["dags"]["salesd_monitor"]
+    assert monitor["schedule_seconds"] == 1800
+    assert monitor["catchup"] is False
+    assert "salesd" in monitor["tags"]
+    assert "daemon_healthy" in monitor["doc_md"] and "SALESD_MONITOR_TIMEOUT" in monitor["doc_md"]
+    assert set(monitor["params"]) >= {"database", "heartbeat_max_age_seconds", "schedule_period_seconds", "grace_seconds"}
+    assert sorted(monitor["tasks"]) == ["daemon_healthy", "heartbeat_fresh", "stats_fresh"]
+    for task_id, task in monitor["tasks"].items():
+        assert task["http_sensor"], task_id
+        assert task["mode"] == "reschedule", task_id
+        assert task["poke_interval"] == 60 and task["timeout"] == 600, task_id
+        assert task["check_response"] is False, task_id
+        assert task["owner"] == "data-platform" and task["has_failure_callback"], task_id
+    assert monitor["tasks"]["daemon_healthy"]["http_conn_id"] == "salesd_http"
+    assert monitor["tasks"]["heartbeat_fresh"]["http_conn_id"] == "clickhouse_http"
+    assert monitor["tasks"]["stats_fresh"]["http_conn_id"] == "clickhouse_http"
+
+    rerun = bag["dags"]["salesd_rerun"]
+    assert rerun["schedule_kind"] == "NullTimetable"  # manual only
+    assert rerun["tasks"]["request_run"]["downstream"] == ["wait_for_run"]
+    assert rerun["tasks"]["wait_for_run"]["http_sensor"]
+    assert rerun["tasks"]["wait_for_run"]["mode"] == "reschedule"
+    assert rerun["tasks"]["wait_for_run"]["http_conn_id"] == "clickhouse_http"
+
+
+def test_bad_timeout_setting_is_an_import_error(tmp_path):
+    env = {**_base_env(tmp_path), "SALESD_MONITOR_TIMEOUT": "ten minutes"}
+    res = subprocess.run(
+        [str(venv_python(AIRFLOW_VENV)), str(PROBES / "dagbag_probe.py"), str(DAGS)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    bag = json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("DAGBAG_PROBE "))[13:])
+    errors = {p.rsplit("/", 1)[-1]: e for p, e in bag["import_errors"].items()}
+    assert list(errors) == ["salesd_monitor.py"]
+    assert "SALESD_MONITOR_TIMEOUT must be a positive whole number of seconds, got 'ten minutes'" in errors["salesd_monitor.py"]
+
+
+# --------------------------------------------------------------------------
+# Check functions against canned answers
+# --------------------------------------------------------------------------
+
+HEALTH_OK = json.dumps({"status": "ok", "instance": "a", "last_success": "2026-11-25T00:00:00Z"})
+HEALTH_STANDBY = json.dumps({"status": "standby", "instance": "b"})
+HEALTH_FAILING = json.dumps(
+    {"status": "failing", "instance": "a", "last_success": None,
+     "last_run": {"status": "failed", "started_at": "2026-11-25T06:00:00Z", "error": "cannot connect to postgres"}}
+)
+CH_EXCEPTION = "1\t1795593350\t1795593351\nCode: 241, e.displayText() = DB::Exception: Memory limit exceeded"
+NOW = 1795593350
+MIDNIGHT = 1795564800  # 2026-11-25T00:00:00Z
+
+CHECK_CASES = [
+    # (id, dag, check, status, body, params, xcom, verdict, reason fragment)
+    ("health-ok", "salesd_monitor", "check_daemon", 200, HEALTH_OK, None, None, "pass", None),
+    ("health-standby", "salesd_monitor", "check_daemon", 200, HEALTH_STANDBY, None, None, "wait", "status 'standby'"),
+    ("health-standby-accepted", "salesd_monitor", "check_daemon", 200, HEALTH_STANDBY,
+     {"healthy_statuses": ["ok", "standby"]}, None, "pass", None),
+    ("health-failing-fails-fast", "salesd_monitor", "check_daemon", 503, HEALTH_FAILING, None, None, "fail",
+     "reports 'failing'"),
+    ("health-503-not-json", "salesd_monitor", "check_daemon", 503, "<html>busy</html>", None, None, "wait", "HTTP 503"),
+    ("health-200-not-json", "salesd_monitor", "check_daemon", 200, "ok", None, None, "wait", "without a JSON object"),
+    ("health-404", "salesd_monitor", "check_daemon", 404, '{"error":"not found"}', None, None, "wait", "HTTP 404"),
+    ("heartbeat-fresh", "salesd_monitor", "check_heartbeat", 200, f"1\t{NOW - 60}\t{NOW}\n", None, None, "pass", None),
+    ("heartbeat-stale", "salesd_monitor", "check_heartbeat", 200, f"1\t{NOW - 301}\t{NOW}\n", None, None, "wait",
+     "301 s old (allowed: 300 s)"),
+    ("heartbeat-empty", "salesd_monitor", "check_heartbeat", 200, f"0\t0\t{NOW}\n", None, None, "wait", "is empty"),
+    # ClickHouse may answer 200 and put the exception after the data.
+    ("heartbeat-200-exception", "salesd_monitor", "check_heartbeat", 200, CH_EXCEPTION, None, None, "wait",
+     "Memory limit exceeded"),
+    ("heartbeat-500", "salesd_monitor", "check_heartbeat", 500,
+     "Code: 60, e.displayText() = DB::Exception: Table x.salesd_heartbeat doesn't exist", None, None, "wait",
+     "HTTP 500"),
+    ("heartbeat-garbage", "salesd_monitor", "check_heartbeat", 200, "Ok.\n", None, None, "wait", "unexpected answer"),
+    ("stats-fresh", "salesd_monitor", "check_stats", 200, f"1\t5\t{NOW - 100}\t{NOW}\t{MIDNIGHT}\n", None, None,
+     "pass", None),
+    ("stats-run-too-old", "salesd_monitor", "check_stats", 200,
+     f"1\t5\t{NOW - 23401}\t{NOW}\t{MIDNIGHT}\n", None, None, "wait", "(allowed: 23400 s)"),
+    ("stats-no-success", "salesd_monitor", "check_stats", 200, f"0\t0\t0\t{NOW}\t{MIDNIGHT}\n", None, None, "wait",
+     "no successful run"),
+    ("stats-no-today-row-after-success-today", "salesd_monitor", "check_stats", 200,
+     f"0\t5\t{NOW - 100}\t{NOW}\t{MIDNIGHT}\n", None, None, "wait", "no row for today"),
+    ("stats-no-today-row-before-first-run-today", "salesd_monitor", "check_stats", 200,
+     f"0\t5\t{MIDNIGHT - 600}\t{MIDNIGHT + 1200}\t{MIDNIGHT}\n", None, None, "pass", None),
+    ("rerun-new-success", "salesd_rerun", "check_new_run", 200,
+     "old-1\tstart\tsuccess\t\nnew-2\thttp\tsuccess\t\n", None, {"since": 1, "exclude": ["old-1"]}, "pass", None),
+    ("rerun-only-old", "salesd_rerun", "check_new_run", 200,
+     "old-1\thttp\tsuccess\t\n", None, {"since": 1, "exclude": ["old-1"]}, "wait", "has finished yet"),
+    ("rerun-other-trigger", "salesd_rerun", "check_new_run", 200,
+     "new-3\tschedule\tsuccess\t\n", None, {"since": 1, "exclude": []}, "wait", "has finished yet"),
+    ("rerun-failed-fails-fast", "salesd_rerun", "check_new_run", 200,
+     "new-2\thttp\tfailed\tcannot connect to \\'pg\\'\\n(hint)\n", None, {"since": 1, "exclude": []}, "fail",
+     "ended 'failed': cannot connect to 'pg' (hint)"),
+    ("rerun-200-exception", "salesd_rerun", "check_new_run", 200,
+     "new-2\thttp\tsuccess\t\nCode: 159, e.displayText() = DB::Exception: Timeout exceeded", None,
+     {"since": 1, "exclude": []}, "wait", "Timeout exceeded"),
+]
+
+
+def test_check_functions(tmp_path):
+    cases = [
+        {"dag": c[1], "check": c[2], "status": c[3], "body": c[4], "params": c[5], "xcom": c[6]} for c in CHECK_CASES
+    ]
+    results = _probe(AIRFLOW_VENV, "checks_probe.py", tmp_path, stdin=json.dumps(cases), marker="CHECKS_PROBE ")
+    failures = []
+    for case, got in zip(CHECK_CASES, results):
+        name, verdict, fragment = case[0], case[7], case[8]
+        if got["verdict"] != verdict or (fragment is not None and fragment not in (got["reason"] or "")):
+            failures.append(f"{name}: expected {verdict} {fragment!r}, got {got}")
+    assert not failures, "\n".join(failures)
+
+
+# --------------------------------------------------------------------------
+# airflow dags test against the real daemon and ClickHouse 18.16
+# --------------------------------------------------------------------------
+
+
+def _connect(airflow, ch_db, port, token=None):
+    salesd_conn = {"host": "127.0.0.1", "port": port}
+    if token is not None:
+        salesd_conn["password"] = token
+    airflow.connection("salesd_http", **salesd_conn)
+    # The salesd ClickHouse user has a password: the hook sends Basic auth.
+    airflow.connection(
+        "clickhouse_http", host="127.0.0.1", port=ch_db.server.http_port, login=ch_db.user, password=ch_db.password
+    )
+
+
+def test_monitor_succeeds_against_healthy_daemon(daemon, ch18_db, airflow, webhook):
+    d = daemon()
+    _connect(airflow, ch18_db, d.port)
+    airflow.connection("salesd_alert_webhook", host=webhook.url)
+    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database})
+    assert run.returncode == 0, run.tail()
+    assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "success", "stats_fresh": "success"}
+    assert "salesd alert" not in run.output
+    assert webhook.posts == []
+    print(f"salesd_monitor, healthy: {run.seconds:.1f}s")
+
+
+def test_monitor_alerts_when_daemon_is_down(daemon, ch18_db, airflow, webhook):
+    d = daemon()
+    assert d.stop() == 0
+    _connect(airflow, ch18_db, d.port)
+    airflow.connection("salesd_alert_webhook", host=webhook.url)
+    t0 = time.monotonic()
+    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
+    assert run.returncode == 1, run.tail()
+    # Only the daemon check fails: the heartbeat and today's row were written
+    # moments ago by the daemon before it stopped.
+    assert run.states == {"daemon_healthy": "failed", "heartbeat_fresh": "success", "stats_fresh": "success"}, run.tail()
+    # A refused connection is "not yet": the sensor poked until its timeout.
+    assert run.output.count("daemon_healthy: not yet:") >= 2, run.tail()
+    assert "connection refused" in run.output
+    assert time.monotonic() - t0 >= 3
+    assert "salesd alert: task 'daemon_healthy' of DAG 'salesd_monitor' failed" in run.output
+    assert "Sensor has timed out" in run.output
+    assert "alert posted to connection 'salesd_alert_webhook' (HTTP 200)" in run.output
+    texts = webhook.texts()
+    assert len(texts) == 1, texts
+    assert texts[0].startswith("salesd alert: task 'daemon_healthy' of DAG 'salesd_monitor' failed")
+    assert "connection refused" in texts[0]
+    path, content_type, _ = webhook.posts[0]
+    assert path == "/services/T000/B000/secretpath" and content_type == "application/json"
+    # The webhook's URL is a secret too: never logged.
+    assert "secretpath" not in run.output
+
+
+def test_monitor_alerts_on_stale_heartbeat(daemon, ch18_db, airflow, webhook):
+    # The daemon writes a heartbeat at start and after runs; with an hour
+    # between heartbeats the newest one ages while the daemon stays healthy.
+    d = daemon(heartbeat_interval="1h")
+    _connect(airflow, ch18_db, d.port)
+    airflow.connection("salesd_alert_webhook", host=webhook.url)
+    time.sleep(3)
+    run = airflow.dags_test(
+        "salesd_monitor", conf={"database": ch18_db.database, "heartbeat_max_age_seconds": 2}, env=FAST
+    )
+    assert run.returncode == 1, run.tail()
+    assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "failed", "stats_fresh": "success"}, run.tail()
+    assert "heartbeat_fresh: not yet: newest heartbeat" in run.output
+    assert "salesd alert: task 'heartbeat_fresh' of DAG 'salesd_monitor' failed" in run.output
+    texts = webhook.texts()
+    assert len(texts) == 1 and "heartbeat_fresh" in texts[0] and "allowed: 2 s" in texts[0], texts
+
+
+def test_monitor_alert_without_webhook_connection(daemon, ch18_db, airflow):
+    d = daemon()
+    d.stop()
+    _connect(airflow, ch18_db, d.port)
+    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
+    assert run.returncode == 1, run.tail()
+    assert run.states["daemon_healthy"] == "failed"
+    assert "salesd alert: task 'daemon_healthy'" in run.output
+    assert "no connection 'salesd_alert_webhook': alert not sent to a webhook" in run.output
+
+
+def _http_runs(ch_db):
+    return ch_db.rows("SELECT run_id, status FROM salesd_runs WHERE trigger = 'http' ORDER BY started_at")
+
+
+def test_rerun_makes_the_daemon_run(daemon, ch18_db, airflow):
+    d = daemon()
+    assert _http_runs(ch18_db) == []
+    _connect(airflow, ch18_db, d.port, token=d.token)
+    run = airflow.dags_test(
+        "salesd_rerun",
+        conf={"database": ch18_db.database},
+        env={"SALESD_RERUN_POKE_INTERVAL": "1", "SALESD_RERUN_TIMEOUT": "60"},
+    )
+    assert run.returncode == 0, run.tail()
+    assert run.states == {"request_run": "success", "wait_for_run": "success"}
+    runs = _http_runs(ch18_db)
+    assert len(runs) == 1 and runs[0][1] == "success", runs
+    assert d.token not in run.output
+    print(f"salesd_rerun: {run.seconds:.1f}s")
+
+
+def test_rerun_with_wrong_token_fails_at_once(daemon, ch18_db, airflow, webhook):
+    d = daemon()
+    _connect(airflow, ch18_db, d.port, token="not-the-token")
+    airflow.connection("salesd_alert_webhook", host=webhook.url)
+    run = airflow.dags_test("salesd_rerun", conf={"database": ch18_db.database})
+    assert run.returncode == 1, run.tail()
+    assert run.states.get("request_run") == "failed", run.states
+    assert run.states.get("wait_for_run") in ("upstream_failed", None), run.states
+    assert "salesd refused POST /run with HTTP 40" in run.output
+    assert "not-the-token" not in run.output and d.token not in run.output
+    assert _http_runs(ch18_db) == []
+    assert any("request_run" in t for t in webhook.texts())

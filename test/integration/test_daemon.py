@@ -1,0 +1,390 @@
+"""The daemon (`salesd run`) against real servers: sd_notify, signals, the
+HTTP endpoint, health states, heartbeats and stopping mid-run.
+
+Slow runs are made deterministic by holding an ACCESS EXCLUSIVE lock on the
+orders table from the test: the run's first snapshot query then waits on it
+in Postgres until the test lets go."""
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.servers import free_port
+
+TOKEN = "t0k3n-for-tests-0123456789"
+
+
+def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class NotifySocket:
+    """A NOTIFY_SOCKET owned by the test: collects sd_notify datagrams."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.messages.append((time.monotonic(), data.decode()))
+
+    def has(self, prefix):
+        return [m for _, m in self.messages for line in m.split("\n") if line.startswith(prefix)]
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path):
+    ns = NotifySocket(tmp_path / "notify.sock")
+    yield ns
+    ns.close()
+
+
+def seed(pg_db):
+    pg_db.execute(
+        "INSERT INTO orders (order_id, customer_id, status, order_date) VALUES"
+        " (1, 1, 'completed', now() - interval '1 day'), (2, 1, 'completed', now())"
+    )
+    pg_db.execute(
+        "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price) VALUES"
+        " (1, 1, 1, 2, 10.05, 4.00), (2, 2, 1, 1, 0.10, 0.05)"
+    )
+
+
+def runs(ch, trigger=None, status=None):
+    where = []
+    if trigger:
+        where.append(f"trigger = '{trigger}'")
+    if status:
+        where.append(f"status = '{status}'")
+    sql = "SELECT run_id, trigger, status, error FROM salesd_runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return ch.rows(sql + " ORDER BY started_at FORMAT TabSeparated")
+
+
+def daemon_config(salesd, pg_db, ch, port=None, **overrides):
+    base = {
+        "run_on_start": False,
+        "schedule": "0 0 1 1 *",
+        "heartbeat_interval": "1s",
+        "http.listen": f"127.0.0.1:{port}" if port else "",
+    }
+    if port:
+        token = salesd.tmp_path / "http-token"
+        token.write_text(TOKEN + "\n")
+        base["http.token_file"] = str(token)
+    base.update(overrides)
+    return salesd.write_config(pg_db, ch, base)
+
+
+class TableLock:
+    """Holds ACCESS EXCLUSIVE on orders so a run blocks inside Postgres."""
+
+    def __init__(self, pg_db):
+        self.pg_db = pg_db
+        self.conn = pg_db.connect(autocommit=False)
+        self.conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+
+    def waiters(self):
+        rows = self.pg_db.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'salesd' AND wait_event_type = 'Lock'"
+        )
+        return rows[0][0]
+
+    def release(self):
+        if self.conn is not None:
+            self.conn.rollback()
+            self.conn.close()
+            self.conn = None
+
+
+def test_ready_status_watchdog_on_notify_socket(salesd, pg_db, ch18_db, notify_socket):
+    seed(pg_db)
+    cfg = daemon_config(salesd, pg_db, ch18_db, run_on_start=True)
+    proc = salesd.start("run", config=cfg, env={"NOTIFY_SOCKET": notify_socket.path, "WATCHDOG_USEC": "1000000"})
+    wait_until(lambda: notify_socket.has("READY=1"), what="READY=1")
+    # READY only once the schema is verified
+    assert "schema verified" in proc.stderr
+    wait_until(lambda: notify_socket.has("WATCHDOG=1"), what="WATCHDOG=1")
+    wait_until(lambda: [s for s in notify_socket.has("STATUS=") if "last run success" in s], what="STATUS after run")
+    status = [s for s in notify_socket.has("STATUS=") if "last run" in s][-1]
+    assert "next run" in status
+    # pings keep coming while idle
+    n = len(notify_socket.has("WATCHDOG=1"))
+    wait_until(lambda: len(notify_socket.has("WATCHDOG=1")) >= n + 2, timeout=5, what="more watchdog pings")
+    assert proc.stop() == 0
+    assert notify_socket.has("STOPPING=1")
+
+
+def test_not_ready_while_clickhouse_unreachable(salesd, pg_db, ch18_db, notify_socket):
+    port = free_port()
+    closed = free_port()
+    cfg = daemon_config(salesd, pg_db, ch18_db, port=port, **{"clickhouse.url": f"http://127.0.0.1:{closed}"})
+    proc = salesd.start("run", config=cfg, env={"NOTIFY_SOCKET": notify_socket.path})
+    proc.wait_for(r"schema check failed.*retrying")
+    wait_until(lambda: _get(port, "/readyz") is not None, what="/readyz answering")
+    r = _get(port, "/readyz")
+    assert r.status_code == 503
+    assert not notify_socket.has("READY=1")
+    assert [s for s in notify_socket.has("STATUS=") if "waiting for clickhouse" in s]
+    assert proc.stop() == 0
+
+
+def _get(port, path, **kw):
+    try:
+        return requests.get(f"http://127.0.0.1:{port}{path}", timeout=5, **kw)
+    except requests.ConnectionError:
+        return None
+
+
+def test_sigusr1_runs_with_trigger_signal(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch18_db))
+    proc.wait_for("ready")
+    assert runs(ch18_db) == []  # run_on_start is off
+    proc.send_signal(signal.SIGUSR1)
+    rows = wait_until(lambda: runs(ch18_db, "signal", "success"), what="a signal run")
+    assert len(rows) == 1
+    assert ch18_db.rows("SELECT count() FROM daily_sales_stats FINAL FORMAT TabSeparated")[0][0] == "2"
+    assert proc.stop() == 0
+
+
+def test_burst_of_signals_during_a_run_queues_exactly_one_follow_up(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch18_db))
+    proc.wait_for("ready")
+    lock = TableLock(pg_db)
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: lock.waiters() == 1, what="the run to block on the table lock")
+        for _ in range(20):
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.01)
+        proc.wait_for("queued one follow-up run")
+    finally:
+        lock.release()
+    wait_until(lambda: len(runs(ch18_db, "signal", "success")) == 2, what="two runs")
+    time.sleep(2.0)  # nothing else may follow
+    assert len(runs(ch18_db, "signal")) == 2
+    assert proc.stderr.count("queued one follow-up run") == 1
+    assert proc.stop() == 0
+
+
+def test_sigterm_mid_run_exits_cleanly_and_loses_nothing(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    cfg = daemon_config(salesd, pg_db, ch18_db)
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for("ready")
+    lock = TableLock(pg_db)
+    try:
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: lock.waiters() == 1, what="the run to block on the table lock")
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        lock.release()
+    # the interrupted run wrote no metrics and did not move the watermark
+    assert ch18_db.rows("SELECT count() FROM daily_sales_stats FORMAT TabSeparated")[0][0] == "0"
+    assert ch18_db.rows("SELECT count() FROM salesd_state FORMAT TabSeparated")[0][0] == "0"
+    # and the next run computes everything correctly
+    r = salesd.run("once", config=cfg)
+    assert r.returncode == 0, r.stderr
+    got = ch18_db.rows(
+        "SELECT toString(total_revenue), toString(total_cost), total_orders FROM daily_sales_stats FINAL"
+        " WHERE total_orders > 0 ORDER BY date FORMAT TabSeparated"
+    )
+    assert [(Decimal(a), Decimal(b), int(c)) for a, b, c in got] == [
+        (Decimal("20.10"), Decimal("8.00"), 1),
+        (Decimal("0.10"), Decimal("0.05"), 1),
+    ]
+
+
+def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd, pg_db, ch18_db, notify_socket):
+    port = free_port()
+    cfg = daemon_config(salesd, pg_db, ch18_db, port=port)
+    proc = salesd.start("run", config=cfg, env={"NOTIFY_SOCKET": notify_socket.path})
+    proc.wait_for("ready")
+    before = _get(port, "/healthz").json()["next_run"]
+    assert before.endswith("-01-01T00:00:00Z")
+
+    daemon_config(salesd, pg_db, ch18_db, port=port, schedule="*/5 * * * *")
+    proc.send_signal(signal.SIGHUP)
+    proc.wait_for("reload: configuration .* loaded")
+    after = _get(port, "/healthz").json()["next_run"]
+    assert after != before
+    minute = int(after[14:16])
+    assert minute % 5 == 0
+    assert notify_socket.has("RELOADING=1")
+    assert len(notify_socket.has("READY=1")) >= 2
+
+    Path(cfg).write_text(Path(cfg).read_text() + "\nno_such_key: 1\n")
+    proc.send_signal(signal.SIGHUP)
+    proc.wait_for("rejected; keeping the one in force")
+    assert "no_such_key" in proc.stderr
+    assert proc.alive()
+    assert _get(port, "/healthz").json()["next_run"] == after
+    assert proc.stop() == 0
+
+
+def test_healthz_fails_after_three_failed_runs_and_recovers(salesd, pg_db, private_servers):
+    ch = private_servers.clickhouse()
+    seed(pg_db)
+    port = free_port()
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch, port=port, run_on_start=True))
+    proc.wait_for(r"run .* \(trigger start\): success")
+    r = _get(port, "/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+
+    ch.server.halt()
+    for i in range(3):
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: proc.stderr.count("(trigger signal): failed") >= i + 1, what=f"failed run {i + 1}")
+    r = _get(port, "/healthz")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "failing"
+    assert body["consecutive_failures"] == 3
+    assert body["last_run"]["status"] == "failed"
+    text = _get(port, "/metrics").text
+    assert 'salesd_runs_total{status="failed"} 3' in text
+    assert "salesd_run_rows_pending 3" in text
+
+    ch.server.restart()
+    proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: proc.stderr.count("(trigger signal): success") >= 1, timeout=60, what="a run after recovery")
+    r = _get(port, "/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    # the failed runs' rows were kept and written with the next successful write
+    assert len(runs(ch, "signal", "failed")) == 3
+    assert len(runs(ch, "signal", "success")) == 1
+    assert proc.stop() == 0
+
+
+def test_metrics_parse_as_prometheus_text(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    port = free_port()
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch18_db, port=port, run_on_start=True))
+    proc.wait_for(r"\(trigger start\): success")
+    r = _get(port, "/metrics")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    runs_total = {s.labels["status"]: s.value for s in families["salesd_runs"].samples if s.name == "salesd_runs_total"}
+    assert runs_total == {"success": 1.0, "failed": 0.0, "skipped": 0.0}
+    hist = families["salesd_run_duration_seconds"]
+    assert hist.type == "histogram"
+    count = [s.value for s in hist.samples if s.name.endswith("_count")]
+    assert count == [1.0]
+    assert families["salesd_days_written"].samples[0].value == 2.0
+    assert families["salesd_last_success_timestamp_seconds"].samples[0].value > time.time() - 60
+    assert families["salesd_watermark_timestamp_seconds"].samples[0].value > 0
+    assert TOKEN not in r.text
+    assert proc.stop() == 0
+
+
+def test_post_run_needs_the_bearer_token(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    port = free_port()
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch18_db, port=port))
+    proc.wait_for("ready")
+    url = f"http://127.0.0.1:{port}/run"
+    assert requests.post(url, timeout=5).status_code == 401
+    assert requests.post(url, headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
+    r = requests.post(url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert r.status_code == 202
+    wait_until(lambda: runs(ch18_db, "http", "success"), what="an http run")
+    assert requests.get(f"http://127.0.0.1:{port}/nope", timeout=5).status_code == 404
+    assert requests.delete(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 405
+    assert TOKEN not in proc.stderr
+    health = _get(port, "/healthz").text
+    assert TOKEN not in health and pg_db.password not in health and ch18_db.password not in health
+    assert proc.stop() == 0
+
+
+def test_post_run_without_a_configured_token_is_forbidden(salesd, pg_db, ch18_db):
+    port = free_port()
+    cfg = daemon_config(salesd, pg_db, ch18_db, port=port, **{"http.token_file": None})
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for("ready")
+    r = requests.post(f"http://127.0.0.1:{port}/run", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    assert r.status_code == 403
+    assert "token_file" in r.json()["error"]
+    assert proc.stop() == 0
+
+
+def test_heartbeat_rows_and_status_command(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    port = free_port()
+    cfg = daemon_config(salesd, pg_db, ch18_db, port=port, run_on_start=True)
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for(r"\(trigger start\): success")
+
+    def beat():
+        rows = ch18_db.rows(
+            "SELECT instance, state, toUnixTimestamp(ts), toUnixTimestamp(last_success), toUnixTimestamp(next_run)"
+            " FROM salesd_heartbeat FINAL FORMAT TabSeparated"
+        )
+        return rows if rows and rows[0][1] == "idle" and int(rows[0][3]) > 0 else None
+
+    rows = wait_until(beat, what="an idle heartbeat with last_success")
+    instance, state, ts, last_success, next_run = rows[0]
+    assert instance == "salesd-test" and len(rows) == 1
+    assert abs(int(ts) - time.time()) < 30
+    assert int(next_run) > time.time()
+    first_ts = int(ts)
+    wait_until(lambda: int(beat()[0][2]) > first_ts, timeout=10, what="a newer heartbeat")
+
+    r = salesd.run("status", config=cfg)
+    assert r.returncode == 0, r.stderr
+    assert "status:        ok" in r.stdout and "last run:      success (trigger start)" in r.stdout
+    r = salesd.run("status", "--json", config=cfg)
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["status"] == "ok"
+    assert proc.stop() == 0
+    r = salesd.run("status", config=cfg)
+    assert r.returncode == 69
+    assert "cannot reach the daemon" in r.stderr
+
+
+def test_config_error_exits_78(salesd, tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("schedule: 'not a cron'\n")
+    r = salesd.run("run", config=cfg, timeout=20)
+    assert r.returncode == 78
+    assert f"{cfg}:1:11" in r.stderr
