@@ -17,7 +17,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 LIB_SRCS := lib/log.c lib/buf.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/run.c lib/health.c
-DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c
+DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c daemon/listener.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
           sql/clickhouse/003_salesd_heartbeat.sql sql/clickhouse/004_salesd_state.sql \
@@ -166,7 +166,9 @@ install: $(BUILD)/salesd
 	install -d $(DESTDIR)$(PREFIX)/share/salesd/sql/postgres $(DESTDIR)$(PREFIX)/share/salesd/sql/clickhouse
 	install -m 0644 $(SQL_PG) $(DESTDIR)$(PREFIX)/share/salesd/sql/postgres/
 	install -m 0644 $(SQL_CH) $(DESTDIR)$(PREFIX)/share/salesd/sql/clickhouse/
-	install -D -m 0644 systemd/salesd.service $(DESTDIR)$(PREFIX)/lib/systemd/system/salesd.service
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/salesd.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/salesd.service
 	install -D -m 0644 docs/salesd.8 $(DESTDIR)$(PREFIX)/share/man/man8/salesd.8
 
 clean:

@@ -37,6 +37,7 @@
 #include "day.h"
 #include "health.h"
 #include "http.h"
+#include "listener.h"
 #include "log.h"
 #include "run.h"
 #include "schema.h"
@@ -85,6 +86,7 @@ struct Manager {
         RunControl control;
         atomic_bool heartbeat_cancel;
         HttpServer *http;
+        Listener *listener;
 
         Job run_job, heartbeat_job;
         const char *pending_trigger; /* a follow-up run is queued */
@@ -98,6 +100,7 @@ struct Manager {
         sd_event_source *stop_timer;
         sd_event_source *schema_timer;
         sd_event_source *deadline_timer;
+        sd_event_source *debounce_timer;
         sd_event_source *clock_watch;
         int clock_fd;
         usec_t next_run;
@@ -324,6 +327,34 @@ static void on_run_done(Manager *m, Job *j) {
         }
 }
 
+/* ---------- notify.channel: LISTEN, debounced ---------- */
+
+static void on_notification(void *userdata) {
+        Manager *m = userdata;
+        /* a burst of notifications within `debounce` becomes one run */
+        if (sd_event_source_get_enabled(m->debounce_timer, NULL) > 0)
+                return;
+        sd_event_source_set_time(m->debounce_timer, now_monotonic() + cfg(m)->notify.debounce);
+        sd_event_source_set_enabled(m->debounce_timer, SD_EVENT_ONESHOT);
+}
+
+static int on_debounce_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void)s, (void)usec;
+        run_start(userdata, "notify");
+        return 0;
+}
+
+/* The listener borrows the configuration, so it is restarted with it. */
+static void listener_restart(Manager *m) {
+        listener_free(m->listener);
+        m->listener = NULL;
+        if (!*cfg(m)->notify.channel || m->stopping)
+                return;
+        int r = listener_new(m->event, cfg(m), on_notification, m, &m->listener);
+        if (r < 0)
+                log_error("notify: cannot start the LISTEN connection: %s", strerror(-r));
+}
+
 /* ---------- schema verification before READY ---------- */
 
 static void on_schema_done(Manager *m, Job *j) {
@@ -349,6 +380,7 @@ static void on_schema_done(Manager *m, Job *j) {
         log_info("clickhouse schema verified in database '%s'; ready", cfg(m)->clickhouse.database);
         sd_notify(false, "READY=1");
         update_status(m);
+        listener_restart(m);
         if (m->pending_trigger) {
                 const char *t = m->pending_trigger;
                 m->pending_trigger = NULL;
@@ -495,6 +527,8 @@ static void begin_stop(Manager *m, const char *why) {
                 return;
         m->stopping = true;
         sd_notify(false, "STOPPING=1");
+        listener_free(m->listener);
+        m->listener = NULL;
         if (!m->run_job.busy && !m->heartbeat_job.busy) {
                 log_info("%s: stopping", why);
                 sd_event_exit(m->event, m->exit_code);
@@ -577,6 +611,8 @@ static void reload(Manager *m) {
         tzset();
         if (m->http)
                 http_server_set_token(m->http, cfg(m)->http.token);
+        if (m->health.ready)
+                listener_restart(m);
         sd_event_source_set_time(m->heartbeat_timer, now_monotonic() + cfg(m)->heartbeat_interval);
         schedule_arm(m);
         log_info("reload: configuration '%s' loaded", m->config_path);
@@ -662,6 +698,8 @@ static void manager_free(Manager *m) {
         if (!m)
                 return;
         http_server_free(m->http);
+        listener_free(m->listener);
+        sd_event_source_unref(m->debounce_timer);
         sd_event_source_unref(m->schedule_timer);
         sd_event_source_unref(m->heartbeat_timer);
         sd_event_source_unref(m->stop_timer);
@@ -755,6 +793,11 @@ static int manager_new(const char *config_path, Config *config, Manager **ret) {
         if (r >= 0)
                 r = sd_event_add_time(m->event, &m->deadline_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC,
                                       on_deadline, m);
+        if (r >= 0)
+                r = sd_event_add_time(m->event, &m->debounce_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_debounce_timer,
+                                      m);
+        if (r >= 0) /* armed by the first notification of a burst */
+                r = sd_event_source_set_enabled(m->debounce_timer, SD_EVENT_OFF);
         if (r >= 0) {
                 m->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
                 r = m->clock_fd < 0 ? -errno : clock_watch_arm(m);

@@ -218,6 +218,7 @@ def test_monitor_alerts_when_daemon_is_down(daemon, ch18_db, airflow, webhook):
     assert path == "/services/T000/B000/secretpath" and content_type == "application/json"
     # The webhook's URL is a secret too: never logged.
     assert "secretpath" not in run.output
+    print(f"salesd_monitor, daemon down: {run.seconds:.1f}s")
 
 
 def test_monitor_alerts_on_stale_heartbeat(daemon, ch18_db, airflow, webhook):
@@ -226,27 +227,17 @@ def test_monitor_alerts_on_stale_heartbeat(daemon, ch18_db, airflow, webhook):
     d = daemon(heartbeat_interval="1h")
     _connect(airflow, ch18_db, d.port)
     airflow.connection("salesd_alert_webhook", host=webhook.url)
-    time.sleep(3)
+    time.sleep(2)
     run = airflow.dags_test(
-        "salesd_monitor", conf={"database": ch18_db.database, "heartbeat_max_age_seconds": 2}, env=FAST
+        "salesd_monitor", conf={"database": ch18_db.database, "heartbeat_max_age_seconds": 1}, env=FAST
     )
     assert run.returncode == 1, run.tail()
     assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "failed", "stats_fresh": "success"}, run.tail()
     assert "heartbeat_fresh: not yet: newest heartbeat" in run.output
     assert "salesd alert: task 'heartbeat_fresh' of DAG 'salesd_monitor' failed" in run.output
+    print(f"salesd_monitor, stale heartbeat: {run.seconds:.1f}s")
     texts = webhook.texts()
-    assert len(texts) == 1 and "heartbeat_fresh" in texts[0] and "allowed: 2 s" in texts[0], texts
-
-
-def test_monitor_alert_without_webhook_connection(daemon, ch18_db, airflow):
-    d = daemon()
-    d.stop()
-    _connect(airflow, ch18_db, d.port)
-    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
-    assert run.returncode == 1, run.tail()
-    assert run.states["daemon_healthy"] == "failed"
-    assert "salesd alert: task 'daemon_healthy'" in run.output
-    assert "no connection 'salesd_alert_webhook': alert not sent to a webhook" in run.output
+    assert len(texts) == 1 and "heartbeat_fresh" in texts[0] and "allowed: 1 s" in texts[0], texts
 
 
 def _http_runs(ch_db):
@@ -270,10 +261,9 @@ def test_rerun_makes_the_daemon_run(daemon, ch18_db, airflow):
     print(f"salesd_rerun: {run.seconds:.1f}s")
 
 
-def test_rerun_with_wrong_token_fails_at_once(daemon, ch18_db, airflow, webhook):
+def test_rerun_with_wrong_token_fails_at_once(daemon, ch18_db, airflow):
     d = daemon()
     _connect(airflow, ch18_db, d.port, token="not-the-token")
-    airflow.connection("salesd_alert_webhook", host=webhook.url)
     run = airflow.dags_test("salesd_rerun", conf={"database": ch18_db.database})
     assert run.returncode == 1, run.tail()
     assert run.states.get("request_run") == "failed", run.states
@@ -281,4 +271,6 @@ def test_rerun_with_wrong_token_fails_at_once(daemon, ch18_db, airflow, webhook)
     assert "salesd refused POST /run with HTTP 40" in run.output
     assert "not-the-token" not in run.output and d.token not in run.output
     assert _http_runs(ch18_db) == []
-    assert any("request_run" in t for t in webhook.texts())
+    # The alert still fires without a webhook connection: the log line.
+    assert "salesd alert: task 'request_run' of DAG 'salesd_rerun' failed" in run.output
+    assert "no connection 'salesd_alert_webhook': alert not sent to a webhook" in run.output

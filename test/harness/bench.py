@@ -2,7 +2,7 @@
 
 On throwaway Postgres 15 + ClickHouse 18.16 servers it loads a large
 generated history and measures, per run: wall time, CPU time and peak RSS of
-the salesd process (its own rusage from wait4), and the rows Postgres
+the salesd process (/usr/bin/time), and the rows Postgres
 returned from orders and order_items (pg_stat_user_tables).  Runs measured:
 the first run (fills the whole history), an incremental run after a few
 changed days, and a run with nothing changed.  It prints a table and writes
@@ -44,22 +44,38 @@ def rows_read(pg: PostgresServer) -> dict[str, int]:
 
 def timed_run(binary: str, cfg: Path, *args: str) -> dict:
     """Runs salesd to completion; wall time, CPU and peak RSS of that one
-    process from wait4 (not of the whole process tree)."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(
-        [binary, "-c", str(cfg), *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=clean_env(),
-    )
-    err = proc.stderr.read()
-    _, status, ru = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: salesd {' '.join(args)} failed ({proc.returncode}):\n{err.decode(errors='replace')}")
-    return {"wall": wall, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": ru.ru_maxrss}
+    process, measured by /usr/bin/time.  Not by our own wait4: Linux keeps
+    ru_maxrss across execve, so a child forked from this (large) Python
+    process would report our peak, not its own."""
+    if not os.access("/usr/bin/time", os.X_OK):
+        # Fallback without peak RSS (see above for why wait4 cannot give it).
+        t0 = time.monotonic()
+        proc = subprocess.Popen([binary, "-c", str(cfg), *args], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=clean_env())
+        err = proc.stderr.read()
+        _, status, ru = os.wait4(proc.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"bench: salesd {' '.join(args)} failed:\n{err.decode(errors='replace')}")
+        return {"wall": time.monotonic() - t0, "cpu": ru.ru_utime + ru.ru_stime, "rss_kib": None}
+    fd, out_path = tempfile.mkstemp(prefix="salesd-bench-time-")
+    os.close(fd)
+    try:
+        t0 = time.monotonic()
+        r = subprocess.run(
+            ["/usr/bin/time", "-f", "%M %U %S", "-o", out_path, binary, "-c", str(cfg), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=clean_env(),
+            timeout=3600,
+        )
+        wall = time.monotonic() - t0
+        if r.returncode != 0:
+            raise SystemExit(f"bench: salesd {' '.join(args)} failed ({r.returncode}):\n{r.stderr.decode(errors='replace')}")
+        rss_kib, user, system = Path(out_path).read_text().split()[-3:]
+    finally:
+        os.unlink(out_path)
+    return {"wall": wall, "cpu": float(user) + float(system), "rss_kib": int(rss_kib)}
 
 
 def main() -> int:
@@ -128,7 +144,7 @@ def main() -> int:
                     label,
                     f"{m['wall']:.2f}",
                     f"{m['cpu']:.2f}",
-                    f"{m['rss_kib'] / 1024:.1f}",
+                    f"{m['rss_kib'] / 1024:.1f}" if m["rss_kib"] is not None else "n/a (no /usr/bin/time)",
                     str(after.get("orders", 0) - before.get("orders", 0)),
                     str(after.get("order_items", 0) - before.get("order_items", 0)),
                     rec,

@@ -70,7 +70,7 @@ def debian_mirror():
         return env
     candidates = []
     sources = Path("/etc/apt/sources.list.d")
-    for path in sorted(sources.glob("*.sources")) if sources.is_dir() else []:
+    for path in sorted(sources.glob("*.sources")) if sources.is_dir() else ():
         try:
             text = path.read_text()
         except OSError:
@@ -79,7 +79,8 @@ def debian_mirror():
             fields = dict(re.findall(r"^(\w[\w-]*):\s*(.*)$", stanza, re.M))
             if SUITE in fields.get("Suites", "").split() and "deb" in fields.get("Types", "").split():
                 candidates += fields.get("URIs", "").split()
-    for path in [Path("/etc/apt/sources.list")] + sorted(sources.glob("*.list")) if sources.is_dir() else []:
+    lists = [Path("/etc/apt/sources.list")] + (sorted(sources.glob("*.list")) if sources.is_dir() else [])
+    for path in lists:
         try:
             lines = path.read_text().splitlines()
         except OSError:

@@ -130,6 +130,17 @@ def _stop_all_live():
 atexit.register(_stop_all_live)
 
 
+def _all_threads_stopped(pid):
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            state = stat.read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # the thread just exited
+        if state not in ("T", "t"):
+            return False
+    return True
+
+
 _swept = False
 
 
@@ -240,6 +251,13 @@ class _Server:
         """SIGSTOP: the server keeps its sockets but answers nothing (a hung
         server, for timeout tests); thaw() resumes it."""
         os.kill(self.proc.pid, signal.SIGSTOP)
+        # The stop is asynchronous: wait until every thread is stopped, or a
+        # request sent right now may still be answered.
+        deadline = time.monotonic() + 10
+        while not _all_threads_stopped(self.proc.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} (pid {self.proc.pid}) did not stop")
+            time.sleep(0.01)
 
     def thaw(self):
         os.kill(self.proc.pid, signal.SIGCONT)

@@ -242,6 +242,7 @@ def test_clickhouse_unreachable_exits_69(salesd, pg_db, ch_db, tmp_path):
         assert r.returncode == 69, f"{cmd}: exit {r.returncode}\n{output(r)}"
         assert f"127.0.0.1:{port}" in r.stderr, f"{cmd}: the URL is not named:\n{r.stderr}"
         assert re.search(r"(?m)^<[0-3]>.*127\.0\.0\.1:" + str(port), r.stderr), f"{cmd}: no error-priority log line:\n{r.stderr}"
+        assert "clickhouse.url" in r.stderr, f"{cmd}: no hint at the key to check:\n{r.stderr}"
         assert took < 60, f"{cmd} took {took:.0f}s with retries: 1, timeout: 2s"
         assert_no_secret(r, pg_db.password, ch_db.password)
     assert ch_snapshot(ch_db) == before
@@ -256,6 +257,7 @@ def test_postgres_unreachable_exits_69(salesd, pg_db, ch_db, tmp_path):
     r = salesd.run("once", config=cfg, timeout=90)
     assert r.returncode == 69, f"exit {r.returncode}\n{output(r)}"
     assert "127.0.0.1" in r.stderr and str(port) in r.stderr, f"host/port not named:\n{r.stderr}"
+    assert "postgres.conninfo" in r.stderr, f"no hint at the key to check:\n{r.stderr}"
     assert_no_secret(r, pg_db.password, ch_db.password)
     after = ch_snapshot(ch_db)
     assert after == before, f"ClickHouse changed: {before} -> {after}"

@@ -146,7 +146,7 @@ def test_ready_status_watchdog_on_notify_socket(salesd, pg_db, ch18_db, notify_s
     # pings keep coming while idle
     n = len(notify_socket.has("WATCHDOG=1"))
     wait_until(lambda: len(notify_socket.has("WATCHDOG=1")) >= n + 2, timeout=5, what="more watchdog pings")
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
     assert notify_socket.has("STOPPING=1")
 
 
@@ -161,7 +161,7 @@ def test_not_ready_while_clickhouse_unreachable(salesd, pg_db, ch18_db, notify_s
     assert r.status_code == 503
     assert not notify_socket.has("READY=1")
     assert [s for s in notify_socket.has("STATUS=") if "waiting for clickhouse" in s]
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def _get(port, path, **kw):
@@ -180,7 +180,7 @@ def test_sigusr1_runs_with_trigger_signal(salesd, pg_db, ch18_db):
     rows = wait_until(lambda: runs(ch18_db, "signal", "success"), what="a signal run")
     assert len(rows) == 1
     assert ch18_db.rows("SELECT count() FROM daily_sales_stats FINAL FORMAT TabSeparated")[0][0] == "2"
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_burst_of_signals_during_a_run_queues_exactly_one_follow_up(salesd, pg_db, ch18_db):
@@ -201,7 +201,7 @@ def test_burst_of_signals_during_a_run_queues_exactly_one_follow_up(salesd, pg_d
     time.sleep(2.0)  # nothing else may follow
     assert len(runs(ch18_db, "signal")) == 2
     assert proc.stderr.count("queued one follow-up run") == 1
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_sigterm_mid_run_exits_cleanly_and_loses_nothing(salesd, pg_db, ch18_db):
@@ -259,7 +259,7 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd,
     assert "no_such_key" in proc.stderr
     assert proc.alive()
     assert _get(port, "/healthz").json()["next_run"] == after
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_healthz_fails_after_three_failed_runs_and_recovers(salesd, pg_db, private_servers):
@@ -293,7 +293,7 @@ def test_healthz_fails_after_three_failed_runs_and_recovers(salesd, pg_db, priva
     # the failed runs' rows were kept and written with the next successful write
     assert len(runs(ch, "signal", "failed")) == 3
     assert len(runs(ch, "signal", "success")) == 1
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_metrics_parse_as_prometheus_text(salesd, pg_db, ch18_db):
@@ -315,7 +315,7 @@ def test_metrics_parse_as_prometheus_text(salesd, pg_db, ch18_db):
     assert families["salesd_last_success_timestamp_seconds"].samples[0].value > time.time() - 60
     assert families["salesd_watermark_timestamp_seconds"].samples[0].value > 0
     assert TOKEN not in r.text
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_post_run_needs_the_bearer_token(salesd, pg_db, ch18_db):
@@ -334,7 +334,7 @@ def test_post_run_needs_the_bearer_token(salesd, pg_db, ch18_db):
     assert TOKEN not in proc.stderr
     health = _get(port, "/healthz").text
     assert TOKEN not in health and pg_db.password not in health and ch18_db.password not in health
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_post_run_without_a_configured_token_is_forbidden(salesd, pg_db, ch18_db):
@@ -345,7 +345,7 @@ def test_post_run_without_a_configured_token_is_forbidden(salesd, pg_db, ch18_db
     r = requests.post(f"http://127.0.0.1:{port}/run", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
     assert r.status_code == 403
     assert "token_file" in r.json()["error"]
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
 
 
 def test_heartbeat_rows_and_status_command(salesd, pg_db, ch18_db):
@@ -376,7 +376,7 @@ def test_heartbeat_rows_and_status_command(salesd, pg_db, ch18_db):
     r = salesd.run("status", "--json", config=cfg)
     assert r.returncode == 0
     assert json.loads(r.stdout)["status"] == "ok"
-    assert proc.stop() == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
     r = salesd.run("status", config=cfg)
     assert r.returncode == 69
     assert "cannot reach the daemon" in r.stderr
@@ -388,3 +388,35 @@ def test_config_error_exits_78(salesd, tmp_path):
     r = salesd.run("run", config=cfg, timeout=20)
     assert r.returncode == 78
     assert f"{cfg}:1:11" in r.stderr
+
+
+def test_postgres_notifications_trigger_debounced_runs(salesd, pg_db, ch18_db):
+    seed(pg_db)
+    cfg = daemon_config(salesd, pg_db, ch18_db, **{"notify.channel": "salesd_changes", "notify.debounce": "1s"})
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for("listening on postgres channel 'salesd_changes'")
+    for _ in range(5):  # a burst within the debounce window: one run
+        pg_db.execute("NOTIFY salesd_changes")
+    wait_until(lambda: runs(ch18_db, "notify", "success"), what="a notify run")
+    time.sleep(2.5)
+    assert len(runs(ch18_db, "notify")) == 1
+    pg_db.execute("NOTIFY other_channel")
+    pg_db.execute("NOTIFY salesd_changes")
+    wait_until(lambda: len(runs(ch18_db, "notify", "success")) == 2, what="a second notify run")
+    assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def test_notification_listener_reconnects_after_postgres_restarts(salesd, private_servers, ch18_db):
+    pg = private_servers.postgres()
+    seed(pg)
+    cfg = daemon_config(salesd, pg, ch18_db, **{"notify.channel": "salesd_changes", "notify.debounce": "100ms"})
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for("listening on postgres channel")
+    pg.close()
+    pg.server.halt()
+    proc.wait_for("notify: connection lost")
+    pg.server.restart()
+    wait_until(lambda: proc.stderr.count("listening on postgres channel") == 2, timeout=30, what="the listener back")
+    pg.execute("NOTIFY salesd_changes")
+    wait_until(lambda: runs(ch18_db, "notify", "success"), what="a notify run after reconnect")
+    assert proc.stop() == 0, proc.stderr[-3000:]

@@ -5,6 +5,7 @@ auto_explain logging every plan of the salesd role: the per-day aggregate
 must reach orders through the order_date index and items through the
 order_items(order_id) index, never scan order_items sequentially, and read
 a number of items proportional to the affected days, not to the history.
+No statement of the run may scan the whole orders table either.
 """
 
 from __future__ import annotations
@@ -157,6 +158,13 @@ def test_incremental_run_uses_indexes_and_reads_only_affected_days(pg_db, ch18_d
         f"read {items_read} order_items rows for {affected} affected days (~{per_day} items a day)"
     )
     assert items_read < total_items / 20, f"read {items_read} of {total_items} order_items rows"
+    # The same for orders: finding the affected days and aggregating them
+    # must not read the whole orders table either.
+    total_orders = pg_db.query("SELECT count(*) FROM orders")[0][0]
+    orders_read = sum(rows for _, (_, rel, _, rows) in all_scans if rel == "orders")
+    seq_orders = [q[:400] for q, (typ, rel, _, _) in all_scans if rel == "orders" and typ == "Seq Scan"]
+    assert not seq_orders, f"Seq Scan on orders ({orders_read} of {total_orders} rows read) in: {seq_orders}"
+    assert orders_read <= 2 * affected * ORDERS_PER_DAY, f"read {orders_read} orders rows for {affected} affected days"
     # And the result is right.
     orders, items = oracle.read_source(pg_db.query)
     exp = oracle.compute(orders, items, "UTC")

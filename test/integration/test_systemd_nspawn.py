@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,8 @@ from harness.servers import REPO, free_port
 
 if os.geteuid() != 0:
     _WHY = "test_systemd_nspawn: skipped: booting systemd in systemd-nspawn needs root (mount, nspawn, nsenter)"
-    # -q hides skip reasons; say it where the operator looks.
-    sys.__stderr__.write(_WHY + "\n")
+    # -q hides skip reasons, but always prints the warnings summary.
+    warnings.warn(_WHY, pytest.PytestWarning, stacklevel=1)
     pytest.skip(_WHY, allow_module_level=True)
 
 UNIT = REPO / "systemd" / "salesd.service"
@@ -57,10 +58,10 @@ def _salesd_bin():
 
 @pytest.fixture(scope="module")
 def rootfs():
-    path, built = nspawn.ensure_rootfs(log=lambda msg: sys.__stderr__.write(msg + "\n"))
+    path, built = nspawn.ensure_rootfs(log=lambda msg: print(msg, file=sys.stderr))
     if built:
         size = nspawn.dir_size(path) / (1 << 20)
-        sys.__stderr__.write(f"nspawn: rootfs built in {built:.1f} s, {size:.0f} MiB\n")
+        print(f"nspawn: rootfs built in {built:.1f} s, {size:.0f} MiB", file=sys.stderr)
     return path
 
 
@@ -175,7 +176,7 @@ def deployment(rootfs, pg_db, ch18_db, salesd):
         d = Deployment(container, salesd, pg_db, ch18_db)
         d.install(binary)
         container.boot()
-        sys.__stderr__.write(f"nspawn: container booted in {container.boot_seconds:.2f} s\n")
+        print(f"nspawn: container booted in {container.boot_seconds:.2f} s", file=sys.stderr)
         # As an operator would; it also keeps the unit loaded while inactive,
         # so its last exit status stays visible to systemctl show.
         container.systemctl("enable", "salesd.service")
@@ -259,9 +260,8 @@ def test_active_only_after_ready(deployment):
         time.sleep(1.0)
         props = d.show("ActiveState", "SubState")
         assert props == {"ActiveState": "activating", "SubState": "start"}, f"{props}{d.context()}"
-        t_open = time.time()
         gate.open()
-        props = d.wait_show("salesd active", 30, ActiveState="active")
+        d.wait_show("salesd active", 30, ActiveState="active")
     finally:
         gate.close()
     # Active exactly when the schema was verified, not when the process
@@ -274,7 +274,6 @@ def test_active_only_after_ready(deployment):
     ready_at = journal.find("clickhouse schema verified")
     started_at = journal.find("Started salesd.service")
     assert 0 <= ready_at < started_at, f"'Started' must follow the READY log line{d.context()}"
-    assert time.time() - t_open < 30
     d.wait_run("start")
 
 
