@@ -16,7 +16,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 LIB_SRCS := lib/log.c lib/buf.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
-            lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/run.c lib/health.c
+            lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/watermark.c lib/run.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c daemon/listener.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
@@ -29,7 +29,7 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv health http
+UNIT_TESTS := duration config cron day money metrics tsv watermark health http
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := lib/config.c lib/duration.c lib/log.c lib/cron.c
 unit_cron_DEPS := lib/cron.c
@@ -37,6 +37,7 @@ unit_day_DEPS := lib/day.c
 unit_money_DEPS := lib/money.c
 unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c
 unit_tsv_DEPS := lib/tsv.c lib/buf.c
+unit_watermark_DEPS := lib/watermark.c lib/day.c
 unit_health_DEPS := lib/health.c
 unit_http_DEPS := daemon/http.c lib/log.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
@@ -46,7 +47,7 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 APT_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                 libsystemd-dev libmicrohttpd-dev libjansson-dev libcmocka-dev cppcheck \
                 clang-format postgresql-15 clickhouse-server clickhouse-client \
-                python3-venv debootstrap systemd-container systemd
+                python3-venv debootstrap systemd-container systemd time
 
 .PHONY: all test unit integration demo bench deps install clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "run.h"
 #include "schema.h"
+#include "watermark.h"
 
 #define STOP_GRACE_USEC   (8 * USEC_PER_SEC)
 #define SCHEMA_RETRY_USEC (5 * USEC_PER_SEC)
@@ -301,16 +302,9 @@ static void on_run_done(Manager *m, Job *j) {
         }
         log_run_result(m, &j->record, &j->outcome);
         health_record_run(&m->health, &j->record);
-        if (j->record.status == RUN_STATUS_SUCCESS && *j->outcome.watermark) {
-                struct tm tm = { 0 };
-                unsigned usec = 0;
-                if (sscanf(j->outcome.watermark, "%4d-%2d-%2dT%2d:%2d:%2d.%6uZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                           &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &usec) == 7) {
-                        tm.tm_year -= 1900;
-                        tm.tm_mon -= 1;
-                        m->health.watermark = (usec_t)timegm(&tm) * USEC_PER_SEC + usec;
-                }
-        }
+        usec_t wm;
+        if (j->record.status == RUN_STATUS_SUCCESS && watermark_parse(j->outcome.watermark, &wm) == 0)
+                m->health.watermark = wm;
         uint64_t dropped = 0;
         m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
         m->health.run_rows_dropped_total = dropped;

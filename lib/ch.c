@@ -295,32 +295,26 @@ int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, cha
         return r;
 }
 
-char *ch_quote_string(const char *s) {
+/* Wraps s in quote, backslash-escaping the quote and backslashes. */
+static char *quote_with(const char *s, const char *quote) {
         Buf b = { 0 };
-        buf_puts(&b, "'");
+        buf_puts(&b, quote);
         for (const char *p = s; *p; p++) {
-                if (*p == '\'' || *p == '\\')
+                if (*p == *quote || *p == '\\')
                         buf_append(&b, "\\", 1);
                 buf_append(&b, p, 1);
         }
-        if (buf_puts(&b, "'") < 0) {
+        if (buf_puts(&b, quote) < 0) {
                 buf_free(&b);
                 return NULL;
         }
         return buf_steal(&b);
 }
 
+char *ch_quote_string(const char *s) {
+        return quote_with(s, "'");
+}
+
 char *ch_quote_identifier(const char *s) {
-        Buf b = { 0 };
-        buf_puts(&b, "`");
-        for (const char *p = s; *p; p++) {
-                if (*p == '`' || *p == '\\')
-                        buf_append(&b, "\\", 1);
-                buf_append(&b, p, 1);
-        }
-        if (buf_puts(&b, "`") < 0) {
-                buf_free(&b);
-                return NULL;
-        }
-        return buf_steal(&b);
+        return quote_with(s, "`");
 }

@@ -201,7 +201,7 @@ int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen) {
                            errlen);
 }
 
-int pg_source_read_guard(PgSource *s, char ret_guard[PG_TIMESTAMP_STRLEN], bool *ret_can_see_all, char *err,
+int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen) {
         PGresult *res;
         int r = exec_params(s, "late-commit guard",
@@ -214,7 +214,7 @@ int pg_source_read_guard(PgSource *s, char ret_guard[PG_TIMESTAMP_STRLEN], bool 
         if (r < 0)
                 return r;
         *ret_can_see_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-        snprintf(ret_guard, PG_TIMESTAMP_STRLEN, "%s", PQgetvalue(res, 0, 1));
+        snprintf(ret_guard, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 1));
         PQclear(res);
         return 0;
 }
@@ -264,44 +264,43 @@ static int append_array_literal(Buf *b, const char *const *items, size_t n) {
         return r < 0 ? r : buf_puts(b, "}");
 }
 
-int pg_source_affected_days(PgSource *s, const char *watermark, Day **ret_days, size_t *ret_n,
-                            char ret_max_changed[PG_TIMESTAMP_STRLEN], char *err, size_t errlen) {
+int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
+                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen) {
         const Config *c = s->config;
-        char overlap[48], reconcile[16];
+        char reconcile[16];
         Buf sql = { 0 };
         PGresult *res = NULL;
         int r;
 
-        snprintf(overlap, sizeof(overlap), "%" PRIu64 " microseconds", c->overlap);
         snprintf(reconcile, sizeof(reconcile), "%u", c->reconcile_days);
-        const char *params[] = { watermark ? watermark : "-infinity", overlap, c->timezone, reconcile };
+        const char *params[] = { since ? since : "-infinity", c->timezone, reconcile };
 
-        /* The lower bound is written inline, not as a CTE: with the parameters
-         * known the planner folds it to a constant and estimates the few
-         * changed rows (a subquery made it guess a third of each table and
-         * scan all orders).  Without a watermark every order is "changed": the orders scan alone
+        /* The lower bound is a plain parameter, not a subquery: the planner
+         * then estimates the few changed rows from the index (a CTE made it
+         * guess a third of each table and scan all orders).  Without a
+         * watermark every order is "changed": the orders scan alone
          * finds every day with source rows. */
         buf_printf(&sql,
                    "SELECT DISTINCT d::text FROM ("
-                   " SELECT (now() AT TIME ZONE $3)::date - g AS d FROM generate_series(0, $4::int) AS g"
-                   " UNION ALL SELECT (o.order_date AT TIME ZONE $3)::date FROM %s o"
-                   "  WHERE o.updated_at > $1::timestamptz - $2::interval",
+                   " SELECT (now() AT TIME ZONE $2)::date - g AS d FROM generate_series(0, $3::int) AS g"
+                   " UNION ALL SELECT (o.order_date AT TIME ZONE $2)::date FROM %s o"
+                   "  WHERE o.updated_at > $1::timestamptz",
                    s->orders);
-        if (watermark)
+        if (since)
                 buf_printf(&sql,
-                           " UNION ALL SELECT (o.order_date AT TIME ZONE $3)::date FROM %s i"
-                           "  JOIN %s o ON o.order_id = i.order_id WHERE i.updated_at > $1::timestamptz - $2::interval",
+                           " UNION ALL SELECT (o.order_date AT TIME ZONE $2)::date FROM %s i"
+                           "  JOIN %s o ON o.order_id = i.order_id WHERE i.updated_at > $1::timestamptz",
                            s->items, s->orders);
         if (s->tombstones)
                 buf_printf(&sql,
-                           " UNION ALL SELECT (t.order_date AT TIME ZONE $3)::date FROM %s t"
-                           "  WHERE t.changed_at > $1::timestamptz - $2::interval",
+                           " UNION ALL SELECT (t.order_date AT TIME ZONE $2)::date FROM %s t"
+                           "  WHERE t.changed_at > $1::timestamptz",
                            s->tombstones);
         if (buf_puts(&sql, ") AS x ORDER BY 1") < 0) {
                 buf_free(&sql);
                 return -ENOMEM;
         }
-        r = exec_params(s, "affected days", sql.data, 4, params, &res, err, errlen);
+        r = exec_params(s, "affected days", sql.data, 3, params, &res, err, errlen);
         buf_free(&sql);
         if (r < 0)
                 return r;
@@ -339,7 +338,7 @@ int pg_source_affected_days(PgSource *s, const char *watermark, Day **ret_days, 
                 free(days);
                 return r;
         }
-        snprintf(ret_max_changed, PG_TIMESTAMP_STRLEN, "%s", PQgetvalue(res, 0, 0));
+        snprintf(ret_max_changed, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 0));
         PQclear(res);
 
         *ret_days = days;

@@ -17,10 +17,7 @@
 #include "config.h"
 #include "day.h"
 #include "metrics.h"
-
-/* Fixed-format UTC timestamps as exchanged with Postgres and stored in
- * salesd_state: "YYYY-MM-DDTHH:MM:SS.ffffffZ"; they sort as text. */
-#define PG_TIMESTAMP_STRLEN 32
+#include "watermark.h"
 
 typedef struct PgSource PgSource;
 
@@ -38,7 +35,7 @@ int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen);
 /* The start of the oldest open transaction of any other client backend
  * ("" when none) and whether this role may see other sessions' transactions
  * (pg_read_all_stats); read before the snapshot. */
-int pg_source_read_guard(PgSource *s, char ret_guard[PG_TIMESTAMP_STRLEN], bool *ret_can_see_all, char *err,
+int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen);
 
 /* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off. */
@@ -51,11 +48,12 @@ int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen);
 
 /* Days to recompute (sorted, unique, malloc'd): today and reconcile_days
  * before it (in c->timezone, by the server's clock), plus the days of
- * orders/items changed after watermark − overlap and of tombstones written
- * after it; every day with source rows when watermark is NULL.  Also the
- * greatest updated_at/changed_at in the snapshot ("" when no rows). */
-int pg_source_affected_days(PgSource *s, const char *watermark, Day **ret_days, size_t *ret_n,
-                            char ret_max_changed[PG_TIMESTAMP_STRLEN], char *err, size_t errlen);
+ * orders/items changed after `since` (watermark − overlap, see
+ * watermark_since()) and of tombstones written after it; every day with
+ * source rows when since is NULL (no watermark yet).  Also the greatest
+ * updated_at/changed_at in the snapshot ("" when no rows). */
+int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
+                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen);
 
 /* Metrics of the given days (one DayStats per day, in the order given;
  * days must be sorted), profit and AOV derived. */

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "tsv.h"
+#include "watermark.h"
 
 #define INSERT_STATS                                                                                       \
         "INSERT INTO daily_sales_stats (date, total_orders, total_items_sold, total_revenue, total_cost, " \
@@ -155,7 +156,7 @@ static void run_control_publish(RunControl *ctl, PgSource *pg) {
 
 /* ---- ClickHouse reads ---- */
 
-static int read_watermark(ChClient *ch, char ret[PG_TIMESTAMP_STRLEN], char *err, size_t errlen) {
+static int read_watermark(ChClient *ch, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
         char *body = NULL;
         int r = ch_query(ch,
                          "SELECT value FROM salesd_state FINAL WHERE name = '" WATERMARK_NAME
@@ -166,7 +167,8 @@ static int read_watermark(ChClient *ch, char ret[PG_TIMESTAMP_STRLEN], char *err
         char *cursor = body, *line = tsv_next_line(&cursor);
         ret[0] = '\0';
         if (line) {
-                if (strlen(line) != 27 || line[10] != 'T' || line[26] != 'Z') {
+                usec_t t;
+                if (watermark_parse(line, &t) < 0) {
                         snprintf(err, errlen,
                                  "clickhouse %s: salesd_state holds an unusable watermark '%.60s' (expected "
                                  "YYYY-MM-DDTHH:MM:SS.ffffffZ; delete that row to recompute the whole history)",
@@ -174,7 +176,7 @@ static int read_watermark(ChClient *ch, char ret[PG_TIMESTAMP_STRLEN], char *err
                         free(body);
                         return -EPROTO;
                 }
-                snprintf(ret, PG_TIMESTAMP_STRLEN, "%s", line);
+                snprintf(ret, WATERMARK_STRLEN, "%s", line);
         }
         free(body);
         return 0;
@@ -311,8 +313,7 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQue
         RunRecord rec = { 0 };
         RunOutcome out = { 0 };
         char err[1024] = "";
-        char watermark[PG_TIMESTAMP_STRLEN] = "", max_changed[PG_TIMESTAMP_STRLEN] = "",
-             guard[PG_TIMESTAMP_STRLEN] = "";
+        char watermark[WATERMARK_STRLEN] = "", max_changed[WATERMARK_STRLEN] = "", guard[WATERMARK_STRLEN] = "";
         ChClient *ch = NULL;
         PgSource *pg = NULL;
         Day *days = NULL;
@@ -379,8 +380,11 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQue
                 memcpy(days, o->days, o->n_days * sizeof(Day));
                 n_days = day_sort_unique(days, o->n_days);
         } else {
-                r = pg_source_affected_days(pg, *watermark ? watermark : NULL, &days, &n_days, max_changed, err,
-                                            sizeof(err));
+                char since[WATERMARK_STRLEN];
+                r = watermark_since(watermark, c->overlap, since);
+                if (r == 0)
+                        r = pg_source_affected_days(pg, *watermark ? since : NULL, &days, &n_days, max_changed, err,
+                                                    sizeof(err));
                 if (r < 0)
                         goto finish;
         }
@@ -436,17 +440,13 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQue
          * of a transaction that was still open (it may commit rows stamped
          * earlier than our snapshot's newest). */
         snprintf(out.watermark, sizeof(out.watermark), "%s", watermark);
-        if (!o->days && *max_changed) {
-                const char *next = max_changed;
-                if (*guard && strcmp(guard, next) < 0)
-                        next = guard;
-                if (!*watermark || strcmp(next, watermark) > 0) {
-                        r = write_watermark(ch, next, version, err, sizeof(err));
-                        if (r < 0)
-                                goto finish;
-                        snprintf(out.watermark, sizeof(out.watermark), "%s", next);
-                        out.watermark_advanced = true;
-                }
+        char next[WATERMARK_STRLEN];
+        if (!o->days && watermark_next(watermark, max_changed, guard, next)) {
+                r = write_watermark(ch, next, version, err, sizeof(err));
+                if (r < 0)
+                        goto finish;
+                snprintf(out.watermark, sizeof(out.watermark), "%s", next);
+                out.watermark_advanced = true;
         }
         rec.status = RUN_STATUS_SUCCESS;
         r = 0;
@@ -501,7 +501,7 @@ int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_boo
         return r;
 }
 
-int run_read_watermark(const Config *c, char ret[PG_TIMESTAMP_STRLEN], char *err, size_t errlen) {
+int run_read_watermark(const Config *c, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
         ChClient *ch = NULL;
         int r = ch_client_new(&c->clickhouse, &ch, err, errlen);
         if (r < 0)

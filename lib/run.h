@@ -61,8 +61,8 @@ typedef struct RunOutcome {
         bool cancelled;
         bool guard_blind; /* the role cannot see other sessions (no pg_read_all_stats) */
         bool run_row_written;
-        Day first_day, last_day;             /* affected range, when days_recomputed > 0 */
-        char watermark[PG_TIMESTAMP_STRLEN]; /* after the run ("" = none) */
+        Day first_day, last_day;          /* affected range, when days_recomputed > 0 */
+        char watermark[WATERMARK_STRLEN]; /* after the run ("" = none) */
         bool watermark_advanced;
 } RunOutcome;
 
@@ -85,7 +85,7 @@ typedef struct HeartbeatRow {
 int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_bool *cancel, char *err, size_t errlen);
 
 /* Reads the stored watermark ("" when none) without running anything. */
-int run_read_watermark(const Config *c, char ret[PG_TIMESTAMP_STRLEN], char *err, size_t errlen);
+int run_read_watermark(const Config *c, char ret[WATERMARK_STRLEN], char *err, size_t errlen);
 
 /* A random (version 4) UUID as text. */
 void run_new_id(char ret[37]);

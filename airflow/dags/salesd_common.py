@@ -104,6 +104,12 @@ def ch_query_params(sql: str, database: str) -> dict:
     return {"query": sql, "database": database, "wait_end_of_query": "1"}
 
 
+# How ClickHouse starts the exception it appends to a failed answer:
+# "Code: 60, e.displayText() = DB::Exception: …" (18.16), "Code: 60. DB::Exception: …"
+# (current).  Matched at a line start only: a run's error column may quote one.
+_CH_EXCEPTION = re.compile(r"(?:^|\n)Code: [0-9]+[.,] ")
+
+
 def ch_rows(response, columns: int, patterns: tuple[str, ...] | None = None) -> list[list[str]]:
     """Parse a TabSeparated answer into rows of exactly `columns` fields.
 
@@ -113,8 +119,10 @@ def ch_rows(response, columns: int, patterns: tuple[str, ...] | None = None) -> 
     row of the wrong shape.  `patterns` gives one regular expression per
     column that each field must match in full."""
     text = response.text
-    if response.status_code != 200 or "DB::Exception" in text:
-        raise ValueError(f"clickhouse answered HTTP {response.status_code}: {excerpt(text)}")
+    failed = _CH_EXCEPTION.search(text)
+    if response.status_code != 200 or failed:
+        shown = text[failed.start():] if failed else text  # the exception, not the rows before it
+        raise ValueError(f"clickhouse answered HTTP {response.status_code}: {excerpt(shown)}")
     rows = []
     for line in text.split("\n"):
         if line == "":

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 
 from harness import shop  # noqa: E402
-from harness.demo import secret_file, table  # noqa: E402
+from harness.demo import cleanup, secret_file, table  # noqa: E402
 from harness.servers import REPO, ClickHouseServer, PostgresServer, clean_env  # noqa: E402
 
 
@@ -182,14 +182,7 @@ def main() -> int:
         print("bench: interrupted, cleaning up", file=sys.stderr)
         return 130
     finally:
-        for server in (ch, pg):
-            try:
-                server.stop()
-            except Exception as exc:
-                print(f"bench: stopping {server!r}: {exc}", file=sys.stderr)
-        for p in sorted(workdir.glob("*")):
-            p.unlink()
-        workdir.rmdir()
+        cleanup("bench", (ch, pg), workdir)
 
 
 if __name__ == "__main__":

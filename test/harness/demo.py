@@ -42,6 +42,18 @@ def secret_file(d: Path, name: str, value: str) -> Path:
     return p
 
 
+def cleanup(who: str, servers, workdir: Path) -> None:
+    """Stop the servers (each even if another fails) and remove workdir."""
+    for server in servers:
+        try:
+            server.stop()
+        except Exception as exc:  # keep cleaning up
+            print(f"{who}: stopping {server!r}: {exc}", file=sys.stderr)
+    for p in sorted(workdir.glob("*")):
+        p.unlink()
+    workdir.rmdir()
+
+
 def run_salesd(binary: str, cfg: Path, *args: str) -> None:
     cmd = [binary, "-c", str(cfg), *args]
     print(f"\n$ salesd -c {cfg.name} {' '.join(args)}", flush=True)
@@ -129,14 +141,7 @@ def main() -> int:
         print("\ndemo: interrupted, cleaning up", file=sys.stderr)
         return 130
     finally:
-        for server in (ch, pg):
-            try:
-                server.stop()
-            except Exception as exc:  # keep cleaning up
-                print(f"demo: stopping {server!r}: {exc}", file=sys.stderr)
-        for p in sorted(workdir.glob("*")):
-            p.unlink()
-        workdir.rmdir()
+        cleanup("demo", (ch, pg), workdir)
 
 
 if __name__ == "__main__":

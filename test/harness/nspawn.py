@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -209,7 +210,8 @@ class Container:
         self.tmpdir = Path(tempfile.mkdtemp(prefix="salesd-nspawn-"))
         self.root = self.tmpdir / "root"
         self.log_path = self.tmpdir / "console.log"
-        self.name = f"salesd-test-{os.getpid()}-{self.tmpdir.name[-8:]}".replace("_", "-")
+        # A valid host name: letters, digits, inner dashes.
+        self.name = f"salesd-test-{os.getpid()}-{secrets.token_hex(4)}"
         self.proc = None
         self.leader = None
         self.mounted = False
