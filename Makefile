@@ -142,10 +142,12 @@ integration: $(BUILD)/salesd $(BUILD)/salesd-san venv
 	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
 
 test: deps
+	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
 	$(MAKE) format-check cppcheck
 	$(MAKE) unit
 	$(MAKE) integration
+	$(MAKE) airflow-test
 
 demo: deps all venv
 	$(VENV)/bin/python test/harness/demo.py --salesd $(CURDIR)/$(BUILD)/salesd
