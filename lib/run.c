@@ -470,6 +470,10 @@ finish:
                 }
         }
         rec.finished_at = run_now_realtime();
+        /* A cancelled run is still recorded: the row is one small insert and
+         * the stop grace period bounds it. */
+        if (ch)
+                ch_client_set_cancel_flag(ch, NULL);
         out.run_row_written = write_run_rows(ch, q, &rec, o->instance);
         run_control_publish(ctl, NULL);
         pg_source_free(pg);

@@ -222,6 +222,8 @@ def test_sigterm_mid_run_exits_cleanly_and_loses_nothing(salesd, pg_db, ch18_db)
     # the interrupted run wrote no metrics and did not move the watermark
     assert ch18_db.rows("SELECT count() FROM daily_sales_stats FORMAT TabSeparated")[0][0] == "0"
     assert ch18_db.rows("SELECT count() FROM salesd_state FORMAT TabSeparated")[0][0] == "0"
+    # but the interrupted run is on record
+    assert [(r[2], r[3]) for r in runs(ch18_db, "signal")] == [("failed", "cancelled: salesd is stopping")]
     # and the next run computes everything correctly
     r = salesd.run("once", config=cfg)
     assert r.returncode == 0, r.stderr
