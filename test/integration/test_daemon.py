@@ -422,3 +422,20 @@ def test_notification_listener_reconnects_after_postgres_restarts(salesd, privat
     pg.execute("NOTIFY salesd_changes")
     wait_until(lambda: runs(ch18_db, "notify", "success"), what="a notify run after reconnect")
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setting the clock needs CAP_SYS_TIME (run as root)")
+def test_clock_change_re_arms_the_schedule(salesd, pg_db, ch18_db):
+    """Setting the realtime clock (here: to its own value, so nothing else on
+    the machine notices) cancels the daemon's clock-change timerfd; the
+    daemon re-arms its schedule from the new time."""
+    port = free_port()
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch18_db, port=port, schedule="*/5 * * * *"))
+    proc.wait_for("ready")
+    before = _get(port, "/healthz").json()["next_run"]
+    time.clock_settime(time.CLOCK_REALTIME, time.clock_gettime(time.CLOCK_REALTIME))
+    proc.wait_for("system clock changed; re-arming the schedule")
+    after = _get(port, "/healthz").json()["next_run"]
+    assert after >= before  # the same wall time: the same next run (or the one after, at a boundary)
+    assert int(after[14:16]) % 5 == 0
+    assert proc.stop() == 0, proc.stderr[-3000:]
