@@ -23,8 +23,10 @@ char *watermark_format(usec_t t, char buf[WATERMARK_STRLEN]);
  * the subtraction would go before the epoch. */
 int watermark_since(const char *watermark, usec_t overlap, char ret[WATERMARK_STRLEN]);
 
-/* The watermark after a successful run: the smaller of the greatest change
- * seen in the snapshot and the late-commit guard (the oldest open
- * transaction's start; "" when none), never moving backwards from current
- * ("" when none).  Returns true and fills ret when it advances. */
+/* The watermark after a successful run: the greatest change seen in the
+ * snapshot, but never at or past the late-commit guard (the oldest open
+ * transaction's start; "" when none): then one microsecond before it, since
+ * that transaction's rows are stamped at or after its start.  Never moves
+ * backwards from current ("" when none).  Returns true and fills ret when it
+ * advances. */
 bool watermark_next(const char *current, const char *max_changed, const char *guard, char ret[WATERMARK_STRLEN]);

@@ -84,8 +84,10 @@ static void test_next(void **state) {
         } cases[] = {
                 /* first run: the newest change */
                 { "", "2026-11-25T07:00:00.000000Z", "", "2026-11-25T07:00:00.000000Z" },
-                /* an older open transaction holds it back */
-                { "", "2026-11-25T07:00:00.000000Z", "2026-11-25T06:00:00.000000Z", "2026-11-25T06:00:00.000000Z" },
+                /* an older open transaction holds it back, to just before its start */
+                { "", "2026-11-25T07:00:00.000000Z", "2026-11-25T06:00:00.000000Z", "2026-11-25T05:59:59.999999Z" },
+                /* a transaction that started exactly at the newest change */
+                { "", "2026-11-25T07:00:00.000000Z", "2026-11-25T07:00:00.000000Z", "2026-11-25T06:59:59.999999Z" },
                 /* a younger open transaction does not matter */
                 { "", "2026-11-25T07:00:00.000000Z", "2026-11-25T08:00:00.000000Z", "2026-11-25T07:00:00.000000Z" },
                 /* advances past the current one */
