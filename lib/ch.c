@@ -202,6 +202,12 @@ static int request_once(ChClient *c, const char *sql, const char *data, unsigned
         curl_easy_setopt(c->curl, CURLOPT_XFERINFODATA, c);
         curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "salesd/" SALESD_VERSION);
+        /* libcurl silently resends a request whose reused keep-alive
+         * connection died before any answer: for an INSERT that is a hidden
+         * duplicate.  A fresh connection turns it into an error the caller
+         * handles (re-read, then resend only what is missing). */
+        if (data)
+                curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
 
         log_debug("clickhouse %s: %s", c->base, abbreviate(sql, what, sizeof(what)));
         cc = curl_easy_perform(c->curl);

@@ -96,26 +96,59 @@ static int append_run_row(Buf *b, const RunRecord *r, const char *instance) {
         return rc ? rc : buf_puts(b, "\n");
 }
 
-/* Writes the backlog and r in one insert; on failure r joins the backlog. */
+/* The run_ids among the backlog that are already stored: a backlog row may
+ * come from an insert whose answer was lost, and salesd_runs (a plain
+ * MergeTree) would keep a second copy. */
+static char *stored_run_ids(ChClient *ch, RunRowQueue *q, size_t n) {
+        Buf sql = { 0 };
+        char err[256], *body = NULL;
+        int r = buf_puts(&sql, "SELECT run_id FROM salesd_runs WHERE run_id IN (");
+        pthread_mutex_lock(&q->lock);
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = buf_printf(&sql, "%s'%s'", i ? ", " : "", q->rows[(q->head + i) % RUN_ROWS_BACKLOG_MAX].run_id);
+        pthread_mutex_unlock(&q->lock);
+        if (r == 0)
+                r = buf_puts(&sql, ") FORMAT TabSeparated");
+        if (r == 0)
+                r = ch_query(ch, sql.data, NULL, 0, &body, err, sizeof(err));
+        buf_free(&sql);
+        return r < 0 ? NULL : body;
+}
+
+/* Writes the backlog and r in one insert; on failure r joins the backlog.
+ * Never retried here: a failed write is retried with the next run's. */
 static bool write_run_rows(ChClient *ch, RunRowQueue *q, const RunRecord *r, const char *instance) {
-        char err[1024];
+        char err[1024] = "";
         Buf body = { 0 };
+        char *stored = NULL;
         size_t n;
         int rc = 0;
 
+        if (!ch) {
+                run_row_queue_push(q, r);
+                return false;
+        }
+        n = run_row_queue_pending(q, NULL);
+        if (n > 0) {
+                stored = stored_run_ids(ch, q, n);
+                if (!stored)
+                        rc = -EIO; /* still unreachable: keep everything for later */
+        }
         pthread_mutex_lock(&q->lock);
-        n = q->count;
-        for (size_t i = 0; i < n && rc == 0; i++)
-                rc = append_run_row(&body, &q->rows[(q->head + i) % RUN_ROWS_BACKLOG_MAX], instance);
+        for (size_t i = 0; i < n && rc == 0; i++) {
+                const RunRecord *row = &q->rows[(q->head + i) % RUN_ROWS_BACKLOG_MAX];
+                if (!strstr(stored, row->run_id))
+                        rc = append_run_row(&body, row, instance);
+        }
         pthread_mutex_unlock(&q->lock);
+        free(stored);
         if (rc == 0)
                 rc = append_run_row(&body, r, instance);
-        if (rc == 0 && ch)
-                rc = ch_query(ch, INSERT_RUNS, body.data, 0, NULL, err, sizeof(err));
+        if (rc == 0)
+                rc = ch_query(ch, INSERT_RUNS, body.data, CH_NO_RETRY, NULL, err, sizeof(err));
         buf_free(&body);
-        if (rc < 0 || !ch) {
-                if (ch)
-                        log_debug("run %s: cannot write its salesd_runs row: %s", r->run_id, err);
+        if (rc < 0) {
+                log_debug("run %s: cannot write its salesd_runs row: %s", r->run_id, *err ? err : strerror(-rc));
                 run_row_queue_push(q, r);
                 return false;
         }
