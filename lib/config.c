@@ -451,6 +451,16 @@ static int check_url(const char *v, char *msg, size_t len) {
                 free(masked);
                 return -EINVAL;
         }
+        /* Credentials belong in clickhouse.user and a password file, not in
+         * a URL that ends up in process listings and shell histories. */
+        const char *end = host + strcspn(host, "/?#");
+        const char *at = memchr(host, '@', (size_t)(end - host));
+        if (at) {
+                snprintf(msg, len,
+                         "user or password in the url is not supported (set clickhouse.user and "
+                         "clickhouse.password_file instead)");
+                return -EINVAL;
+        }
         return 0;
 }
 

@@ -477,6 +477,10 @@ static const struct {
         { "clickhouse:\n  url: http://\n",
           "2:8: key 'clickhouse.url': invalid url 'http://' (use http://HOST:PORT or https://HOST:PORT)" },
         { "clickhouse:\n  url: \"\"\n", "2:8: key 'clickhouse.url': must not be empty" },
+        { "clickhouse:\n  url: http://u:s3cret@ch:8123\n",
+          "2:8: key 'clickhouse.url': user or password in the url is not supported (set clickhouse.user and "
+          "clickhouse.password_file instead)" },
+        { "clickhouse:\n  url: http://ch:8123/path@x\n", NULL }, /* an @ after the host is not userinfo */
         { "clickhouse:\n  url: ftp://u:s3cret@ch\n",
           "2:8: key 'clickhouse.url': invalid url 'ftp://u:********@ch' (use http://HOST:PORT or https://HOST:PORT)" },
         { "clickhouse:\n  database: \"a-b\"\n",
@@ -770,12 +774,12 @@ static void test_print_masks_secrets(void **state) {
         for (size_t i = 0; i < sizeof(conninfos) / sizeof(conninfos[0]); i++) {
                 snprintf(yaml, sizeof(yaml),
                          "postgres:\n  conninfo: \"%s\"\n  password_file: %s\nclickhouse:\n  url: "
-                         "http://u:UrlSecret@ch:8123\n  password_file: %s\nhttp:\n  token_file: %s\n",
+                         "http://ch:8123\n  password_file: %s\nhttp:\n  token_file: %s\n",
                          conninfos[i], pg, ch, tok);
                 Config *c = load_ok(temp_file("p.yaml", yaml));
                 char *out = print_config(c);
                 if (strstr(out, "InlineSecret") || strstr(out, "Inline Secret") || strstr(out, "FilePgSecret") ||
-                    strstr(out, "FileChSecret") || strstr(out, "FileTokenSecret") || strstr(out, "UrlSecret"))
+                    strstr(out, "FileChSecret") || strstr(out, "FileTokenSecret"))
                         fail_msg("secret in check-config output:\n%s", out);
                 assert_non_null(strstr(out, "********"));
                 assert_non_null(strstr(out, "# password: (set)"));
