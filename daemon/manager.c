@@ -831,7 +831,9 @@ int manager_main(const char *config_path, Config *config) {
         Manager *m = NULL;
         int r = manager_new(config_path, config, &m);
         if (r < 0)
-                return r == -EINVAL || r == -EADDRINUSE || r == -EADDRNOTAVAIL ? EX_CONFIG : 1;
+                /* a taken port may free up (an old instance still stopping): let the
+                 * service manager retry; a bad address or schedule cannot */
+                return r == -EINVAL || r == -EADDRNOTAVAIL ? EX_CONFIG : 1;
 
         log_info("salesd %s starting: instance '%s', schedule '%s' in %s", SALESD_VERSION, cfg(m)->instance,
                  cfg(m)->schedule, cfg(m)->timezone);
