@@ -494,20 +494,19 @@ finish:
                         snprintf(rec.error, sizeof(rec.error), "%s", *err ? err : strerror(-r));
                 out.server_unavailable = is_unavailable(r);
         }
-        if (pg) {
+        if (pg)
                 pg_source_rollback(pg);
-                if (locked) {
-                        char e[256];
-                        /* closing the connection releases it anyway */
-                        (void)pg_source_unlock(pg, c->postgres.lock_key, e, sizeof(e));
-                }
-        }
         rec.finished_at = run_now_realtime();
         /* A cancelled run is still recorded: the row is one small insert and
          * the stop grace period bounds it. */
         if (ch)
                 ch_client_set_cancel_flag(ch, NULL);
         out.run_row_written = write_run_rows(ch, q, &rec, o->instance);
+        if (locked) {
+                char e[256];
+                /* closing the connection releases it anyway */
+                (void)pg_source_unlock(pg, c->postgres.lock_key, e, sizeof(e));
+        }
         run_control_publish(ctl, NULL);
         pg_source_free(pg);
         ch_client_free(ch);
