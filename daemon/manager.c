@@ -144,12 +144,29 @@ static const Config *cfg(const Manager *m) {
         return m->config->config;
 }
 
-/* The time between two scheduled runs, for the staleness rule of /healthz. */
+/* The period handed to health_state()'s "nothing succeeded or was skipped
+ * for more than 2 schedule periods" rule.  A schedule need not be regular
+ * ("0 9 * * 1-5" has a 3-day gap over the weekend), so the rule is applied
+ * to the actual slots: stale means nothing ok since the slot before the
+ * last one, and half the time since that slot is the period that says so.
+ * Previous slots are found by stepping cron_next() through growing windows. */
 static usec_t schedule_period(const Manager *m) {
-        time_t now = (time_t)(now_realtime() / USEC_PER_SEC), a, b;
-        if (!m->cron || cron_next(m->cron, now, &a) < 0 || cron_next(m->cron, a, &b) < 0)
-                return USEC_PER_DAY;
-        return (usec_t)(b - a) * USEC_PER_SEC;
+        static const time_t windows[] = { 3600, 86400, 7 * 86400, 32 * 86400, 367 * 86400, 8 * 366 * 86400 };
+        time_t now = (time_t)(now_realtime() / USEC_PER_SEC);
+
+        if (!m->cron)
+                return 0;
+        for (size_t i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
+                time_t t = now - windows[i], next, prev1 = 0, prev2 = 0;
+                for (unsigned steps = 0; steps < 200000 && cron_next(m->cron, t, &next) == 0 && next < now; steps++) {
+                        prev2 = prev1;
+                        prev1 = next;
+                        t = next;
+                }
+                if (prev2)
+                        return (usec_t)(now - prev2) * USEC_PER_SEC / 2;
+        }
+        return 0; /* fewer than two slots in 8 years: no staleness rule */
 }
 
 static void update_status(Manager *m) {

@@ -439,3 +439,31 @@ def test_clock_change_re_arms_the_schedule(salesd, pg_db, ch18_db):
     assert after >= before  # the same wall time: the same next run (or the one after, at a boundary)
     assert int(after[14:16]) % 5 == 0
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def test_healthz_fails_when_runs_stop_getting_through(salesd, pg_db, ch18_db):
+    """No failed run at all, but nothing succeeded since the slot before the
+    last one (here: a run stuck behind a table lock, every-minute schedule):
+    failing.  Takes one to two minutes of real time."""
+    seed(pg_db)
+    port = free_port()
+    proc = salesd.start("run", config=daemon_config(salesd, pg_db, ch18_db, port=port, schedule="* * * * *"))
+    proc.wait_for("ready")
+    lock = TableLock(pg_db)
+    try:
+        wait_until(lambda: lock.waiters() == 1, timeout=70, what="the scheduled run to block")
+        assert _get(port, "/healthz").json()["status"] == "ok"
+        wait_until(
+            lambda: _get(port, "/healthz").status_code == 503,
+            timeout=150,
+            interval=1.0,
+            what="/healthz to turn failing",
+        )
+        body = _get(port, "/healthz").json()
+        assert body["status"] == "failing"
+        assert body["consecutive_failures"] == 0 and body["last_run"] is None
+    finally:
+        lock.release()
+    wait_until(lambda: runs(ch18_db, "schedule", "success"), what="the stuck run to finish")
+    assert _get(port, "/healthz").json()["status"] == "ok"
+    assert proc.stop() == 0, proc.stderr[-3000:]
