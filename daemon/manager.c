@@ -271,13 +271,21 @@ static void run_start(Manager *m, const char *trigger) {
                 return;
         }
         log_debug("run started (trigger %s)", trigger);
-        /* a hung run must not hide behind a healthy loop: past this
-         * deadline the watchdog pings stop and systemd restarts us */
+        /* A hung run must not hide behind a healthy loop: past this deadline
+         * the watchdog pings stop and systemd restarts us.  Every statement is
+         * bounded by statement_timeout and every request by the ClickHouse
+         * timeout and retries; a run makes about ten of each, so ten times
+         * those bounds is generous enough never to kill an honest first run
+         * over a long history.  Without a statement_timeout there is no
+         * bound, and no deadline. */
         const Config *c = cfg(m);
-        usec_t deadline = 4 * c->postgres.statement_timeout +
-                          (usec_t)(c->clickhouse.retries + 1) * 4 * c->clickhouse.timeout + 5 * USEC_PER_MINUTE;
-        sd_event_source_set_time(m->deadline_timer, now_monotonic() + deadline);
-        sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_ONESHOT);
+        if (c->postgres.statement_timeout > 0) {
+                usec_t deadline =
+                        10 * c->postgres.statement_timeout +
+                        10 * (usec_t)(c->clickhouse.retries + 1) * (c->clickhouse.timeout + 10 * USEC_PER_SEC);
+                sd_event_source_set_time(m->deadline_timer, now_monotonic() + deadline);
+                sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_ONESHOT);
+        }
         heartbeat_start(m);
 }
 
