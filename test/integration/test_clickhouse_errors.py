@@ -1,0 +1,78 @@
+"""ClickHouse can answer HTTP 200 and put the exception at the end of the
+body when the error comes after streaming began (notes/clickhouse.md).
+salesd asks for wait_end_of_query=1 and still checks every body: a relay in
+front of the real server appends such an exception to the answers of the
+read of daily_sales_stats, and the run must fail without writing anything."""
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+EXCEPTION = (
+    "Code: 395, e.displayText() = DB::Exception: Value passed to 'throwIf' function is non zero,"
+    " e.what() = DB::Exception\n"
+)
+
+
+class CorruptingRelay:
+    def __init__(self, upstream_url, needle):
+        target = urlsplit(upstream_url)
+        relay = self
+        self.corrupted = 0
+        self.seen_params = []
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request("POST", self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                if body.startswith(b"SELECT") and needle.encode() in body and resp.status == 200:
+                    relay.corrupted += 1
+                    relay.seen_params.append(parse_qs(urlsplit(self.path).query))
+                    data += EXCEPTION.encode()
+                self.send_response(resp.status)
+                self.send_header("Content-Type", "text/tab-separated-values; charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_exception_after_a_200_fails_the_run(pg_db, ch_db, salesd):
+    pg_db.execute(
+        "INSERT INTO orders VALUES (1, 1, 'completed', '2026-01-10 12:00+00', DEFAULT);"
+        "INSERT INTO order_items VALUES (1, 1, 1, 2, 10.00, 1.00, DEFAULT)"
+    )
+    cfg = salesd.write_config(pg_db, ch_db)
+    assert salesd.run("init-schema", config=cfg).returncode == 0
+    relay = CorruptingRelay(ch_db.url, "FROM daily_sales_stats FINAL")
+    try:
+        cfg = salesd.write_config(pg_db, ch_db, {"clickhouse.url": relay.url, "clickhouse.retries": 1})
+        r = salesd.run("once", config=cfg)
+    finally:
+        relay.close()
+    assert r.returncode == 1, r.stderr
+    assert "HTTP 200: Code: 395" in r.stderr
+    assert relay.corrupted == 2  # retried once, as a 5xx would be
+    # reads ask the server to buffer, so real late errors become a 500
+    assert all(p.get("wait_end_of_query") == ["1"] for p in relay.seen_params)
+    assert ch_db.rows("SELECT count() FROM daily_sales_stats FORMAT TabSeparated") == [["0"]]
+    assert ch_db.rows("SELECT count() FROM salesd_state FORMAT TabSeparated") == [["0"]]
+    assert ch_db.rows("SELECT status FROM salesd_runs FORMAT TabSeparated") == [["failed"]]
