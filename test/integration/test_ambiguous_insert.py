@@ -7,65 +7,31 @@ A small HTTP relay in front of the real ClickHouse loses the answer to the
 first INSERT into daily_sales_stats, either after forwarding it (the rows
 landed) or before (they did not)."""
 
-import http.client
 import signal
-import threading
 import time
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
 
+from harness.relay import DROP, FORWARD, FORWARD_THEN_DROP, Relay
 
-class LossyRelay:
+
+class LossyRelay(Relay):
+    """Loses the answer to the first INSERT into `table`: "after-forward"
+    (the rows landed) or "before-forward" (they did not)."""
+
     def __init__(self, upstream_url, mode, table="daily_sales_stats"):
-        target = urlsplit(upstream_url)
-        relay = self
-        self.mode = mode  # "after-forward" or "before-forward"
         self.to_lose = 1
         self.lost = 0
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def decide(path, body):
+            if f"INSERT%20INTO%20{table}" not in path or self.to_lose == 0:
+                return FORWARD
+            self.to_lose -= 1
+            self.lost += 1
+            return FORWARD_THEN_DROP if mode == "after-forward" else DROP
 
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                lose = f"INSERT%20INTO%20{table}" in self.path and relay.to_lose > 0
-                if lose:
-                    relay.to_lose -= 1
-                    relay.lost += 1
-                if lose and relay.mode == "before-forward":
-                    self.close_connection = True
-                    return
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request("POST", self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                if lose:  # the rows are in; the client never hears so
-                    self.close_connection = True
-                    return
-                self.send_response(resp.status)
-                for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length", "keep-alive"):
-                        self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(upstream_url, decide)
 
 
 @pytest.mark.parametrize("mode", ["after-forward", "before-forward"])

@@ -4,10 +4,9 @@ salesd asks for wait_end_of_query=1 and still checks every body: a relay in
 front of the real server appends such an exception to the answers of the
 read of daily_sales_stats, and the run must fail without writing anything."""
 
-import http.client
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
+
+from harness.relay import FORWARD, Relay
 
 EXCEPTION = (
     "Code: 395, e.displayText() = DB::Exception: Value passed to 'throwIf' function is non zero,"
@@ -15,44 +14,24 @@ EXCEPTION = (
 )
 
 
-class CorruptingRelay:
+class CorruptingRelay(Relay):
+    """Appends EXCEPTION to the 200 answers of SELECTs that contain needle."""
+
     def __init__(self, upstream_url, needle):
-        target = urlsplit(upstream_url)
-        relay = self
         self.corrupted = 0
         self.seen_params = []
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def corrupt(data):
+            self.corrupted += 1
+            return data + EXCEPTION.encode()
 
-            def log_message(self, *args):
-                pass
+        def decide(path, body):
+            if body.startswith(b"SELECT") and needle.encode() in body:
+                self.seen_params.append(parse_qs(urlsplit(path).query))
+                return corrupt
+            return FORWARD
 
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request("POST", self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                if body.startswith(b"SELECT") and needle.encode() in body and resp.status == 200:
-                    relay.corrupted += 1
-                    relay.seen_params.append(parse_qs(urlsplit(self.path).query))
-                    data += EXCEPTION.encode()
-                self.send_response(resp.status)
-                self.send_header("Content-Type", "text/tab-separated-values; charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(upstream_url, decide)
 
 
 def test_exception_after_a_200_fails_the_run(pg_db, ch_db, salesd):
