@@ -88,32 +88,9 @@ static int exit_code_for(int r, bool unavailable) {
         return unavailable ? EX_UNAVAILABLE : 1;
 }
 
-static void format_duration(usec_t d, char *buf, size_t len) {
-        snprintf(buf, len, "%" PRIu64 ".%03" PRIu64 " s", d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC);
-}
-
 static void log_run(const RunRecord *rec, const RunOutcome *out, bool explicit_days) {
-        char dur[32], first[DAY_STRLEN], last[DAY_STRLEN];
-        format_duration(rec->finished_at - rec->started_at, dur, sizeof(dur));
-        switch (rec->status) {
-        case RUN_STATUS_SUCCESS:
-                log_info("run %s (trigger %s): success in %s: %u days recomputed%s%s%s%s%s, %u written, watermark %s%s",
-                         rec->run_id, rec->trigger, dur, rec->days_recomputed, rec->days_recomputed ? " (" : "",
-                         rec->days_recomputed ? day_format(out->first_day, first) : "",
-                         rec->days_recomputed ? ".." : "", rec->days_recomputed ? day_format(out->last_day, last) : "",
-                         rec->days_recomputed ? ")" : "", rec->days_written,
-                         explicit_days     ? "not moved (explicit days)"
-                         : *out->watermark ? out->watermark
-                                           : "none",
-                         out->watermark_advanced ? " (advanced)" : "");
-                break;
-        case RUN_STATUS_SKIPPED:
-                log_notice("run %s (trigger %s): skipped: %s", rec->run_id, rec->trigger, rec->error);
-                break;
-        default:
-                log_error("run %s (trigger %s): failed after %s: %s", rec->run_id, rec->trigger, dur, rec->error);
-                break;
-        }
+        char summary[2048];
+        log_msg(run_summary(rec, out, explicit_days, summary, sizeof(summary)), "%s", summary);
         if (out->guard_blind)
                 log_warning("the postgres role cannot see other sessions' transactions (grant it pg_read_all_stats); "
                             "relying on overlap alone for late commits");

@@ -290,24 +290,8 @@ static void run_start(Manager *m, const char *trigger) {
 }
 
 static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *out) {
-        char first[DAY_STRLEN], last[DAY_STRLEN];
-        usec_t d = rec->finished_at - rec->started_at;
-        switch (rec->status) {
-        case RUN_STATUS_SUCCESS:
-                log_info("run %s (trigger %s): success in %" PRIu64 ".%03" PRIu64 " s: %u days recomputed (%s..%s), "
-                         "%u written, watermark %s",
-                         rec->run_id, rec->trigger, d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC,
-                         rec->days_recomputed, rec->days_recomputed ? day_format(out->first_day, first) : "-",
-                         rec->days_recomputed ? day_format(out->last_day, last) : "-", rec->days_written,
-                         *out->watermark ? out->watermark : "none");
-                break;
-        case RUN_STATUS_SKIPPED:
-                log_notice("run %s (trigger %s): skipped: %s", rec->run_id, rec->trigger, rec->error);
-                break;
-        default:
-                log_error("run %s (trigger %s): failed: %s", rec->run_id, rec->trigger, rec->error);
-                break;
-        }
+        char summary[2048];
+        log_msg(run_summary(rec, out, false, summary, sizeof(summary)), "%s", summary);
         if (out->guard_blind && !m->guard_warned) {
                 m->guard_warned = true;
                 log_warning("the postgres role cannot see other sessions' transactions (grant it pg_read_all_stats); "

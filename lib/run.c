@@ -487,10 +487,9 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQue
 finish:
         if (r < 0 && rec.status != RUN_STATUS_SKIPPED) {
                 rec.status = RUN_STATUS_FAILED;
-                if (r == -ECANCELED || atomic_load(&ctl->cancel)) {
-                        out.cancelled = true;
+                if (r == -ECANCELED || atomic_load(&ctl->cancel))
                         snprintf(rec.error, sizeof(rec.error), "cancelled: salesd is stopping");
-                } else
+                else
                         snprintf(rec.error, sizeof(rec.error), "%s", *err ? err : strerror(-r));
                 out.server_unavailable = is_unavailable(r);
         }
@@ -516,6 +515,35 @@ finish:
         *ret_record = rec;
         *ret_outcome = out;
         return rec.status == RUN_STATUS_FAILED ? (r < 0 ? r : -EIO) : 0;
+}
+
+int run_summary(const RunRecord *rec, const RunOutcome *out, bool explicit_days, char *buf, size_t len) {
+        char first[DAY_STRLEN], last[DAY_STRLEN], range[2 * DAY_STRLEN + 8] = "";
+        usec_t d = rec->finished_at - rec->started_at;
+
+        switch (rec->status) {
+        case RUN_STATUS_SUCCESS:
+                if (rec->days_recomputed)
+                        snprintf(range, sizeof(range), " (%s..%s)", day_format(out->first_day, first),
+                                 day_format(out->last_day, last));
+                snprintf(buf, len,
+                         "run %s (trigger %s): success in %" PRIu64 ".%03" PRIu64
+                         " s: %u days recomputed%s, %u written, watermark %s%s",
+                         rec->run_id, rec->trigger, d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC,
+                         rec->days_recomputed, range, rec->days_written,
+                         explicit_days     ? "not moved (explicit days)"
+                         : *out->watermark ? out->watermark
+                                           : "none yet",
+                         out->watermark_advanced ? " (advanced)" : "");
+                return LOG_INFO;
+        case RUN_STATUS_SKIPPED:
+                snprintf(buf, len, "run %s (trigger %s): skipped: %s", rec->run_id, rec->trigger, rec->error);
+                return LOG_NOTICE;
+        default:
+                snprintf(buf, len, "run %s (trigger %s): failed after %" PRIu64 ".%03" PRIu64 " s: %s", rec->run_id,
+                         rec->trigger, d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC, rec->error);
+                return LOG_ERR;
+        }
 }
 
 int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_bool *cancel, char *err, size_t errlen) {

@@ -58,8 +58,7 @@ typedef struct RunOptions {
 
 typedef struct RunOutcome {
         bool server_unavailable; /* Postgres or ClickHouse could not be reached */
-        bool cancelled;
-        bool guard_blind; /* the role cannot see other sessions (no pg_read_all_stats) */
+        bool guard_blind;        /* the role cannot see other sessions (no pg_read_all_stats) */
         bool run_row_written;
         Day first_day, last_day;          /* affected range, when days_recomputed > 0 */
         char watermark[WATERMARK_STRLEN]; /* after the run ("" = none) */
@@ -73,6 +72,11 @@ typedef struct RunOutcome {
  * record is queued in q. */
 int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQueue *q, RunRecord *ret_record,
                 RunOutcome *ret_outcome);
+
+/* A one-line summary of a finished run for the log ("run ID (trigger T):
+ * success in 0.123 s: ..."), and the syslog priority to log it at.
+ * explicit_days: the run had named days (the watermark never moves). */
+int run_summary(const RunRecord *rec, const RunOutcome *out, bool explicit_days, char *buf, size_t len);
 
 typedef struct HeartbeatRow {
         const char *instance;
