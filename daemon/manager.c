@@ -65,7 +65,6 @@ typedef struct Job {
         sd_event_source *source;
         bool busy;
         ConfigRef *config;
-        usec_t started_mono;
         /* inputs */
         const char *trigger;
         HeartbeatRow heartbeat;
@@ -225,7 +224,6 @@ static int job_start(Job *j, JobKind kind) {
         j->result = 0;
         j->unavailable = false;
         j->err[0] = '\0';
-        j->started_mono = now_monotonic();
         j->busy = true;
         int r = pthread_create(&j->thread, NULL, job_thread, j);
         if (r != 0) {
