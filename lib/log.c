@@ -60,7 +60,10 @@ void log_vmsg(int priority, const char *fmt, va_list ap) {
                 gmtime_r(&ts.tv_sec, &tm);
                 strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ ", &tm);
         }
-        fprintf(stderr, "<%d>%s%s\n", priority, stamp, line);
+        if (log_timestamps) /* a person at a terminal: words, not "<6>" */
+                fprintf(stderr, "%s%s: %s\n", stamp, log_level_to_string(priority), line);
+        else
+                fprintf(stderr, "<%d>%s\n", priority, line);
         errno = saved_errno;
 }
 

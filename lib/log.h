@@ -20,8 +20,9 @@ int log_get_level(void);
 int log_level_from_string(const char *s);
 const char *log_level_to_string(int priority);
 
-/* When true (stderr is not the journal and not a terminal being read by a
- * human), a time stamp is prepended.  Default off: journald adds its own. */
+/* When true (stderr is a terminal), lines read "TIME LEVEL: message"
+ * instead of "<N>message".  Default off: journald adds its own time and
+ * reads the priority prefix. */
 void log_set_timestamps(int on);
 
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
