@@ -147,7 +147,7 @@ def test_ready_status_watchdog_on_notify_socket(salesd, pg_db, ch18_db, notify_s
     n = len(notify_socket.has("WATCHDOG=1"))
     wait_until(lambda: len(notify_socket.has("WATCHDOG=1")) >= n + 2, timeout=5, what="more watchdog pings")
     assert proc.stop() == 0, proc.stderr[-3000:]
-    assert notify_socket.has("STOPPING=1")
+    wait_until(lambda: notify_socket.has("STOPPING=1"), timeout=5, what="STOPPING=1")
 
 
 def test_not_ready_while_clickhouse_unreachable(salesd, pg_db, ch18_db, notify_socket):
@@ -159,8 +159,12 @@ def test_not_ready_while_clickhouse_unreachable(salesd, pg_db, ch18_db, notify_s
     wait_until(lambda: _get(port, "/readyz") is not None, what="/readyz answering")
     r = _get(port, "/readyz")
     assert r.status_code == 503
+    wait_until(
+        lambda: [s for s in notify_socket.has("STATUS=") if "waiting for clickhouse" in s],
+        timeout=5,
+        what="STATUS=waiting for clickhouse",
+    )
     assert not notify_socket.has("READY=1")
-    assert [s for s in notify_socket.has("STATUS=") if "waiting for clickhouse" in s]
     assert proc.stop() == 0, proc.stderr[-3000:]
 
 
@@ -252,8 +256,9 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd,
     assert after != before
     minute = int(after[14:16])
     assert minute % 5 == 0
-    assert notify_socket.has("RELOADING=1")
-    assert len(notify_socket.has("READY=1")) >= 2
+    # the datagrams may trail the log line by a poll of the test's reader
+    wait_until(lambda: notify_socket.has("RELOADING=1"), timeout=5, what="RELOADING=1")
+    wait_until(lambda: len(notify_socket.has("READY=1")) >= 2, timeout=5, what="READY=1 after the reload")
 
     Path(cfg).write_text(Path(cfg).read_text() + "\nno_such_key: 1\n")
     proc.send_signal(signal.SIGHUP)
