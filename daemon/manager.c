@@ -307,7 +307,8 @@ static void on_run_done(Manager *m, Job *j) {
                 m->watchdog_disabled = false;
                 sd_event_set_watchdog(m->event, true);
         }
-        log_run_result(m, &j->record, &j->outcome);
+        /* state first, then the log line: whoever reads the line and then
+         * asks /healthz sees this run */
         health_record_run(&m->health, &j->record);
         usec_t wm;
         if (j->record.status == RUN_STATUS_SUCCESS && watermark_parse(j->outcome.watermark, &wm) == 0)
@@ -315,6 +316,7 @@ static void on_run_done(Manager *m, Job *j) {
         uint64_t dropped = 0;
         m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
         m->health.run_rows_dropped_total = dropped;
+        log_run_result(m, &j->record, &j->outcome);
         update_status(m);
         if (m->stopping) {
                 sd_event_exit(m->event, m->exit_code);

@@ -7,7 +7,7 @@ import signal
 import requests
 
 from harness.servers import free_port
-from test_daemon import TableLock, daemon_config, runs, seed, wait_until
+from test_daemon import TableLock, daemon_config, seed, wait_until
 
 LOCK_KEY = 7345001
 
@@ -46,7 +46,7 @@ def test_daemon_reports_standby_while_skipped(salesd, pg_db, ch18_db):
     holder = hold_lock(pg_db)
     try:
         proc.send_signal(signal.SIGUSR1)
-        wait_until(lambda: runs(ch18_db, "signal", "skipped"), what="a skipped run")
+        proc.wait_for(r"\(trigger signal\): skipped")
         r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert r.status_code == 200
         assert r.json()["status"] == "standby"
@@ -58,7 +58,7 @@ def test_daemon_reports_standby_while_skipped(salesd, pg_db, ch18_db):
     finally:
         holder.close()
     proc.send_signal(signal.SIGUSR1)
-    wait_until(lambda: runs(ch18_db, "signal", "success"), what="a run after the lock is free")
+    proc.wait_for(r"\(trigger signal\): success")
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
     assert proc.stop() == 0, proc.stderr[-3000:]
 
