@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "ch.h"
 #include "config.h"
 #include "day.h"
 #include "health.h"
@@ -101,12 +100,8 @@ static void log_run(const RunRecord *rec, const RunOutcome *out, bool explicit_d
 /* Schema must exist before a run writes; a missing table gets a clear hint. */
 static int verify_schema(const Config *c, bool create, bool *ret_unavailable) {
         char err[2048] = "";
-        ChClient *ch = NULL;
-        int r = ch_client_new(&c->clickhouse, &ch, err, sizeof(err));
-        if (r == 0)
-                r = schema_apply(ch, c->clickhouse.database, create, err, sizeof(err));
-        ch_client_free(ch);
-        *ret_unavailable = r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET;
+        int r = schema_check(&c->clickhouse, create, NULL, err, sizeof(err));
+        *ret_unavailable = run_error_unavailable(r);
         if (r < 0)
                 log_error("%s schema check failed: %s", create ? "init-schema:" : "clickhouse", err);
         return r;

@@ -32,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ch.h"
 #include "cron.h"
 #include "day.h"
 #include "health.h"
@@ -198,18 +197,11 @@ static void *job_thread(void *userdata) {
                 j->result =
                         run_write_heartbeat(c, &j->heartbeat, &j->manager->heartbeat_cancel, j->err, sizeof(j->err));
                 break;
-        case JOB_SCHEMA: {
-                ChClient *ch = NULL;
-                j->result = ch_client_new(&c->clickhouse, &ch, j->err, sizeof(j->err));
-                if (j->result == 0) {
-                        ch_client_set_cancel_flag(ch, &j->manager->control.cancel);
-                        j->result = schema_apply(ch, c->clickhouse.database, true, j->err, sizeof(j->err));
-                }
-                ch_client_free(ch);
-                j->unavailable = j->result == -ECONNREFUSED || j->result == -ETIMEDOUT || j->result == -ECONNRESET ||
-                                 j->result == -EIO;
+        case JOB_SCHEMA:
+                j->result = schema_check(&c->clickhouse, true, &j->manager->control.cancel, j->err, sizeof(j->err));
+                /* at start-up a 5xx is worth waiting out too */
+                j->unavailable = run_error_unavailable(j->result) || j->result == -EIO;
                 break;
-        }
         }
         /* the loop thread learns of the result here; nothing touches j after */
         if (write(j->efd, &one, sizeof(one)) < 0)

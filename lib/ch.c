@@ -31,21 +31,13 @@ static bool cancelled(const ChClient *c) {
         return c->cancel && atomic_load(c->cancel);
 }
 
-static char *strip_userinfo(const char *url) {
-        const char *scheme = strstr(url, "://");
-        const char *host = scheme ? scheme + 3 : url;
-        const char *at = strchr(host, '@');
-        const char *slash = strchr(host, '/');
-        Buf b = { 0 };
-
-        if (at && (!slash || at < slash)) {
-                buf_append(&b, url, (size_t)(host - url));
-                buf_puts(&b, at + 1);
-        } else
-                buf_puts(&b, url);
-        while (b.len > 0 && b.data[b.len - 1] == '/')
-                b.data[--b.len] = '\0';
-        return buf_steal(&b);
+/* The base URL without trailing slashes.  It never holds credentials:
+ * config_load() rejects a user or password in clickhouse.url. */
+static char *base_url(const char *url) {
+        size_t n = strlen(url);
+        while (n > 0 && url[n - 1] == '/')
+                n--;
+        return strndup(url, n);
 }
 
 int ch_client_new(const ClickHouseConfig *cfg, ChClient **ret, char *err, size_t errlen) {
@@ -55,7 +47,7 @@ int ch_client_new(const ClickHouseConfig *cfg, ChClient **ret, char *err, size_t
         if (!c)
                 return -ENOMEM;
         c->curl = curl_easy_init();
-        c->base = strip_userinfo(cfg->url);
+        c->base = base_url(cfg->url);
         c->database = strdup(cfg->database);
         c->timeout = cfg->timeout;
         c->retries = cfg->retries;

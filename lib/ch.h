@@ -37,7 +37,7 @@ typedef enum ChFlags {
  * body, malloc'd. */
 int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err, size_t errlen);
 
-/* URL without user:password@, for messages. */
+/* The server URL, for messages. */
 const char *ch_client_url(const ChClient *c);
 
 /* Sleeps for attempt's backoff (exponential, capped, jittered); returns

@@ -23,10 +23,6 @@ void log_set_level(int priority) {
         log_level = priority;
 }
 
-int log_get_level(void) {
-        return log_level;
-}
-
 void log_set_timestamps(int on) {
         log_timestamps = on;
 }

@@ -13,7 +13,6 @@
 
 /* Messages above this priority (numerically greater) are dropped. */
 void log_set_level(int priority);
-int log_get_level(void);
 
 /* Parses "error", "warning", "notice", "info", "debug" (also "err", "warn").
  * Returns the syslog priority or -EINVAL. */

@@ -337,7 +337,7 @@ static int write_watermark(ChClient *ch, const char *value, uint64_t version, ch
         return r;
 }
 
-static bool is_unavailable(int r) {
+bool run_error_unavailable(int r) {
         return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET;
 }
 
@@ -491,7 +491,7 @@ finish:
                         snprintf(rec.error, sizeof(rec.error), "cancelled: salesd is stopping");
                 else
                         snprintf(rec.error, sizeof(rec.error), "%s", *err ? err : strerror(-r));
-                out.server_unavailable = is_unavailable(r);
+                out.server_unavailable = run_error_unavailable(r);
         }
         if (pg)
                 pg_source_rollback(pg);
@@ -561,16 +561,6 @@ int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_boo
         if (r == 0)
                 r = ch_query(ch, INSERT_HEARTBEAT, body.data, CH_NO_RETRY, NULL, err, errlen);
         buf_free(&body);
-        ch_client_free(ch);
-        return r;
-}
-
-int run_read_watermark(const Config *c, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
-        ChClient *ch = NULL;
-        int r = ch_client_new(&c->clickhouse, &ch, err, errlen);
-        if (r < 0)
-                return r;
-        r = read_watermark(ch, ret, err, errlen);
         ch_client_free(ch);
         return r;
 }

@@ -73,6 +73,10 @@ typedef struct RunOutcome {
 int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQueue *q, RunRecord *ret_record,
                 RunOutcome *ret_outcome);
 
+/* Whether an error from a run, pg.h or ch.h means that Postgres or
+ * ClickHouse could not be reached (exit 69, a retry may help). */
+bool run_error_unavailable(int r);
+
 /* A one-line summary of a finished run for the log ("run ID (trigger T):
  * success in 0.123 s: ..."), and the syslog priority to log it at.
  * explicit_days: the run had named days (the watermark never moves). */
@@ -87,9 +91,6 @@ typedef struct HeartbeatRow {
 /* Upserts the instance's row in salesd_heartbeat (one attempt, no retries:
  * the next beat is the retry).  cancel may be NULL. */
 int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_bool *cancel, char *err, size_t errlen);
-
-/* Reads the stored watermark ("" when none) without running anything. */
-int run_read_watermark(const Config *c, char ret[WATERMARK_STRLEN], char *err, size_t errlen);
 
 /* A random (version 4) UUID as text. */
 void run_new_id(char ret[37]);

@@ -215,3 +215,15 @@ int schema_apply(ChClient *c, const char *database, bool create, char *err, size
         }
         return verify_objects(c, database, err, errlen);
 }
+
+int schema_check(const ClickHouseConfig *c, bool create, const atomic_bool *cancel, char *err, size_t errlen) {
+        ChClient *ch = NULL;
+        int r = ch_client_new(c, &ch, err, errlen);
+        if (r < 0)
+                return r;
+        if (cancel)
+                ch_client_set_cancel_flag(ch, cancel);
+        r = schema_apply(ch, c->database, create, err, errlen);
+        ch_client_free(ch);
+        return r;
+}

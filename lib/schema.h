@@ -13,3 +13,6 @@
  * only.  Returns 0, -ENOENT/-EPROTO (missing object / mismatch: err says
  * what), or a ch_query error. */
 int schema_apply(ChClient *c, const char *database, bool create, char *err, size_t errlen);
+
+/* schema_apply() on a client of its own for c (cancel may be NULL). */
+int schema_check(const ClickHouseConfig *c, bool create, const atomic_bool *cancel, char *err, size_t errlen);

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.servers import REPO, clean_env, spawn, stop_process
+from harness.servers import REPO, clean_env, spawn, stop_process, wait_until
 
 SUITE = "bookworm"
 # Bump when the way the tree is prepared changes without the lists below
@@ -361,15 +361,7 @@ class Container:
 
     def wait_for(self, predicate, timeout, what, interval=0.1):
         """Poll `predicate()` until it returns something true; returns it."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
-            last = predicate()
-            if last:
-                return last
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{what}: not within {timeout}s")
-            time.sleep(interval)
+        return wait_until(predicate, timeout, interval, what)
 
     def stop(self, timeout=20.0):
         """Power off, wait, kill by pid if it hangs; unmount and remove the

@@ -47,6 +47,19 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
+    """Poll `predicate()` until it returns something true and return that;
+    AssertionError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
 def clean_env(extra=None):
     """os.environ without the variables that would redirect a client."""
     env = {k: v for k, v in os.environ.items() if not _LEAKY_ENV.match(k)}

@@ -18,20 +18,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.servers import free_port
+from harness.servers import free_port, wait_until
 
 TOKEN = "t0k3n-for-tests-0123456789"
-
-
-def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class NotifySocket:

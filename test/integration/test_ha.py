@@ -6,8 +6,8 @@ import signal
 
 import requests
 
-from harness.servers import free_port
-from test_daemon import TableLock, daemon_config, seed, wait_until
+from harness.servers import free_port, wait_until
+from test_daemon import TableLock, daemon_config, seed
 
 LOCK_KEY = 7345001
 
