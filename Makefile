@@ -15,7 +15,7 @@ LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-LIB_SRCS := lib/log.c lib/buf.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
+LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/watermark.c lib/run.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c daemon/listener.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c

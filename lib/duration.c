@@ -109,3 +109,9 @@ char *duration_format(usec_t d, char *buf, size_t len) {
         }
         return buf;
 }
+
+usec_t now_usec(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
+}

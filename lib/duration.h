@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef uint64_t usec_t;
 
@@ -22,3 +23,6 @@ int duration_parse(const char *s, usec_t *ret);
 /* Formats d in the largest units that represent it exactly ("15m", "1h30m",
  * "250ms", "0s").  Returns buf. */
 char *duration_format(usec_t d, char *buf, size_t len);
+
+/* The given clock (CLOCK_REALTIME, CLOCK_MONOTONIC, ...) in microseconds. */
+usec_t now_usec(clockid_t clock);

@@ -69,3 +69,16 @@ void log_msg(int priority, const char *fmt, ...) {
         log_vmsg(priority, fmt, ap);
         va_end(ap);
 }
+
+int log_msg_errno(int priority, int r, const char *fmt, ...) {
+        char what[3072];
+        va_list ap;
+
+        if (priority > log_level)
+                return r;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof(what), fmt, ap);
+        va_end(ap);
+        log_msg(priority, "%s: %s", what, strerror(r < 0 ? -r : r));
+        return r;
+}

@@ -27,8 +27,16 @@ void log_set_timestamps(int on);
 void log_msg(int priority, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(int priority, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* Like log_msg, with ": strerror(-r)" appended; returns r (a negative
+ * errno), so a caller can `return log_error_errno(r, "cannot ...");`. */
+int log_msg_errno(int priority, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #define log_error(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
 #define log_notice(...)  log_msg(LOG_NOTICE, __VA_ARGS__)
 #define log_info(...)    log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...)   log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#define log_error_errno(r, ...)   log_msg_errno(LOG_ERR, (r), __VA_ARGS__)
+#define log_warning_errno(r, ...) log_msg_errno(LOG_WARNING, (r), __VA_ARGS__)
+#define log_debug_errno(r, ...)   log_msg_errno(LOG_DEBUG, (r), __VA_ARGS__)
