@@ -15,9 +15,12 @@ LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
-LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c lib/config.c lib/cron.c lib/day.c lib/money.c \
+# The configuration module, one job per file (lib/config_internal.h has the map).
+CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_check.c lib/config_conninfo.c \
+               lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
+LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/watermark.c lib/run.c lib/health.c
-DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/http.c daemon/listener.c
+DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
           sql/clickhouse/003_salesd_heartbeat.sql sql/clickhouse/004_salesd_state.sql \
@@ -29,17 +32,18 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv watermark health http
+UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen
 unit_duration_DEPS := lib/duration.c
-unit_config_DEPS := lib/config.c lib/duration.c lib/log.c lib/cron.c
-unit_cron_DEPS := lib/cron.c
+unit_config_DEPS := $(CONFIG_SRCS) lib/config_doc.c lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c
+unit_cron_DEPS := lib/cron.c lib/day.c
 unit_day_DEPS := lib/day.c
 unit_money_DEPS := lib/money.c
 unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c
 unit_tsv_DEPS := lib/tsv.c lib/buf.c
 unit_watermark_DEPS := lib/watermark.c lib/day.c
 unit_health_DEPS := lib/health.c
-unit_http_DEPS := daemon/http.c lib/log.c
+unit_http_DEPS := daemon/http.c lib/listen.c lib/log.c
+unit_listen_DEPS := lib/listen.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv
@@ -49,8 +53,8 @@ APT_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyam
                 clang-format postgresql-15 clickhouse-server clickhouse-client \
                 python3-venv debootstrap systemd-container systemd time
 
-.PHONY: all test unit integration demo bench deps install clean format format-check \
-        cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san
+.PHONY: all test unit integration demo bench bench-large deps install clean format format-check \
+        cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -98,6 +102,24 @@ unit: $(UNIT_BINS)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  SALESD_TEST_FIXTURES=$(CURDIR)/test/fixtures SALESD_SOURCE_DIR=$(CURDIR) $$t; done
 
+# ---- generated configuration docs (from the key table in lib/config_keys.c) ----
+CONFIG_DOC_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,daemon/salesd-config-doc.c lib/config_doc.c $(CONFIG_SRCS) \
+                   lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c)
+$(BUILD)/salesd-config-doc: $(CONFIG_DOC_OBJS)
+	$(CC) $(CFLAGS) -o $@ $(CONFIG_DOC_OBJS) $(LIBS)
+$(BUILD)/gen/configuration.md: $(BUILD)/salesd-config-doc docs/configuration.md
+	@mkdir -p $(dir $@)
+	$(BUILD)/salesd-config-doc reference docs/configuration.md > $@
+$(BUILD)/gen/salesd.yaml: $(BUILD)/salesd-config-doc
+	@mkdir -p $(dir $@)
+	$(BUILD)/salesd-config-doc example > $@
+config-docs: $(BUILD)/gen/configuration.md $(BUILD)/gen/salesd.yaml
+	cp $(BUILD)/gen/configuration.md docs/configuration.md
+	cp $(BUILD)/gen/salesd.yaml config/salesd.yaml
+config-docs-check: $(BUILD)/gen/configuration.md $(BUILD)/gen/salesd.yaml
+	@diff -u docs/configuration.md $(BUILD)/gen/configuration.md && diff -u config/salesd.yaml $(BUILD)/gen/salesd.yaml \
+	  || { echo "docs/configuration.md or config/salesd.yaml is not what lib/config_keys.c generates: run make config-docs"; exit 1; }
+
 # ---- static checks ----
 C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h)
 format:
@@ -144,7 +166,7 @@ integration: $(BUILD)/salesd $(BUILD)/salesd-san venv
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck
+	$(MAKE) format-check cppcheck config-docs-check
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) airflow-test
@@ -152,8 +174,13 @@ test: deps
 demo: deps all venv
 	$(VENV)/bin/python test/harness/demo.py --salesd $(CURDIR)/$(BUILD)/salesd
 
+# bench: small profile (30 days x 10k orders/day, a few minutes); bench-large:
+# 60 days x 100k orders/day (~4 GB in the temp dir, longer).  Both write build/bench-<profile>.txt.
 bench: deps all venv
-	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd
+	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile small
+
+bench-large: deps all venv
+	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile large
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "log.h"
 
 /* No route takes a body; anything bigger than this is a mistake or abuse. */
@@ -340,79 +341,12 @@ static int on_prepare(sd_event_source *src, void *userdata) {
         return 0;
 }
 
-/* "HOST:PORT" or "[V6]:PORT"; HOST may be a name ("localhost"). */
-static int parse_listen(const char *address, struct sockaddr_storage *ret_addr, socklen_t *ret_len, char *err,
-                        size_t errlen) {
-        char host[256];
-        const char *port_s;
-        int family = AF_UNSPEC;
-
-        if (address[0] == '[') {
-                const char *rb = strchr(address, ']');
-                if (!rb || rb[1] != ':') {
-                        snprintf(err, errlen, "invalid listen address '%s': expected [IPV6]:PORT", address);
-                        return -EINVAL;
-                }
-                size_t n = (size_t)(rb - address - 1);
-                if (n == 0 || n >= sizeof(host)) {
-                        snprintf(err, errlen, "invalid listen address '%s': bad IPv6 address", address);
-                        return -EINVAL;
-                }
-                memcpy(host, address + 1, n);
-                host[n] = '\0';
-                port_s = rb + 2;
-                family = AF_INET6;
-        } else {
-                const char *colon = strrchr(address, ':');
-                if (!colon || colon == address) {
-                        snprintf(err, errlen, "invalid listen address '%s': expected HOST:PORT, e.g. '127.0.0.1:8787'",
-                                 address);
-                        return -EINVAL;
-                }
-                size_t n = (size_t)(colon - address);
-                if (memchr(address, ':', n)) {
-                        snprintf(err, errlen,
-                                 "invalid listen address '%s': write IPv6 addresses in brackets, e.g. '[::1]:8787'",
-                                 address);
-                        return -EINVAL;
-                }
-                if (n >= sizeof(host)) {
-                        snprintf(err, errlen, "invalid listen address '%s': host name too long", address);
-                        return -EINVAL;
-                }
-                memcpy(host, address, n);
-                host[n] = '\0';
-                port_s = colon + 1;
-        }
-
-        unsigned long port = 0;
-        size_t digits = strspn(port_s, "0123456789");
-        if (digits == 0 || digits > 5 || port_s[digits] != '\0' || (port = strtoul(port_s, NULL, 10)) == 0 ||
-            port > 65535) {
-                snprintf(err, errlen, "invalid listen address '%s': port must be a number from 1 to 65535", address);
-                return -EINVAL;
-        }
-
-        struct addrinfo hints = { .ai_family = family, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
-        struct addrinfo *res = NULL;
-        int gai = getaddrinfo(host, port_s, &hints, &res);
-        if (gai != 0 || !res) {
-                snprintf(err, errlen, "invalid listen address '%s': cannot resolve '%s': %s", address, host,
-                         gai_strerror(gai));
-                return -EINVAL;
-        }
-        memcpy(ret_addr, res->ai_addr, res->ai_addrlen);
-        *ret_len = res->ai_addrlen;
-        freeaddrinfo(res);
-        return 0;
-}
-
 static int open_listener(const char *address, int *ret_fd, int *ret_family, char *err, size_t errlen) {
         struct sockaddr_storage addr;
         socklen_t len;
         int one = 1;
 
-        int r = parse_listen(address, &addr, &len, err, errlen);
+        int r = listen_address_parse(address, &addr, &len, err, errlen);
         if (r < 0)
                 return r;
         int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

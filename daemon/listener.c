@@ -10,7 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "duration.h"
 #include "log.h"
+#include "macro.h"
+#include "text.h"
 
 #define RETRY_USEC (5 * USEC_PER_SEC)
 
@@ -29,12 +32,6 @@ struct Listener {
 
 static void listener_connect(Listener *l);
 
-static usec_t now_monotonic(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
-}
-
 static void listener_reset(Listener *l) {
         l->io = sd_event_source_disable_unref(l->io);
         if (l->conn)
@@ -46,17 +43,14 @@ static void listener_reset(Listener *l) {
 
 static void listener_fail(Listener *l, const char *what) {
         char msg[512];
-        snprintf(msg, sizeof(msg), "%s", l->conn ? PQerrorMessage(l->conn) : "out of memory");
-        for (char *p = msg; *p; p++)
-                if (*p == '\n')
-                        *p = ' ';
+        text_one_line(l->conn ? PQerrorMessage(l->conn) : "out of memory", msg, sizeof(msg));
         /* one warning per outage, not one every retry */
         if (!l->failed_logged)
                 log_warning("notify: %s for LISTEN on channel '%s': %s; retrying every %u s", what,
                             l->config->notify.channel, msg, (unsigned)(RETRY_USEC / USEC_PER_SEC));
         l->failed_logged = true;
         listener_reset(l);
-        sd_event_source_set_time(l->retry, now_monotonic() + RETRY_USEC);
+        sd_event_source_set_time(l->retry, now_usec(CLOCK_MONOTONIC) + RETRY_USEC);
         sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
 }
 
@@ -157,8 +151,19 @@ static void listener_connect(Listener *l) {
                 listener_fail(l, "cannot connect to postgres");
 }
 
+void listener_free(Listener *l) {
+        if (!l)
+                return;
+        listener_reset(l);
+        sd_event_source_disable_unref(l->retry);
+        sd_event_unref(l->event);
+        free(l);
+}
+
+DEFINE_POINTER_CLEANUP_FUNC(Listener, listener_free)
+
 int listener_new(sd_event *e, const Config *c, void (*on_notify)(void *userdata), void *userdata, Listener **ret) {
-        Listener *l = calloc(1, sizeof(*l));
+        _cleanup_(listener_freep) Listener *l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;
         l->event = sd_event_ref(e);
@@ -167,20 +172,9 @@ int listener_new(sd_event *e, const Config *c, void (*on_notify)(void *userdata)
         l->userdata = userdata;
         l->fd = -1;
         int r = sd_event_add_time(e, &l->retry, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC, on_retry, l);
-        if (r < 0) {
-                listener_free(l);
+        if (r < 0)
                 return r;
-        }
         listener_connect(l);
-        *ret = l;
+        *ret = TAKE_PTR(l);
         return 0;
-}
-
-void listener_free(Listener *l) {
-        if (!l)
-                return;
-        listener_reset(l);
-        sd_event_source_disable_unref(l->retry);
-        sd_event_unref(l->event);
-        free(l);
 }

@@ -3,17 +3,17 @@
  * Why worker threads rather than async libpq + curl multi on the loop: a run
  * is a short sequence of dependent statements; written as blocking code it
  * reads like SPEC §4 and is easy to prove correct.  The loop stays
- * responsive because it never executes one: it hands the run to a thread,
- * keeps serving signals, HTTP, heartbeats and the watchdog, and learns of
- * the result through an eventfd.  Cancellation (SIGTERM) raises a flag that
- * curl's progress callback and every step check, and cancels the Postgres
- * statement in flight.  The watchdog still catches a truly hung daemon: the
- * loop stops pinging if a run outlives its hard deadline, and of course when
- * the loop itself is stuck.
+ * responsive because it never executes one: it hands the run to a Job (a
+ * worker thread, see job.h), keeps serving signals, HTTP, heartbeats and the
+ * watchdog, and learns of the result on the loop.  Cancellation (SIGTERM)
+ * raises a flag that curl's progress callback and every step check, and
+ * cancels the Postgres statement in flight.  The watchdog still catches a
+ * truly hung daemon: the loop stops pinging if a run outlives its hard
+ * deadline, and of course when the loop itself is stuck.
  *
- * All state below is owned by the loop thread, except what a job's thread
- * reads from its own Job (a config reference taken at start) and the
- * RunRowQueue/RunControl, which lock for themselves. */
+ * All state below is owned by the loop thread, except what a task's thread
+ * reads and writes in its own Task (a config reference taken at start) and
+ * the RunRowQueue/RunControl, which lock for themselves. */
 #include "manager.h"
 
 #include <errno.h>
@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <sysexits.h>
 #include <systemd/sd-daemon.h>
@@ -33,11 +32,13 @@
 #include <unistd.h>
 
 #include "cron.h"
-#include "day.h"
+#include "duration.h"
 #include "health.h"
 #include "http.h"
+#include "job.h"
 #include "listener.h"
 #include "log.h"
+#include "macro.h"
 #include "run.h"
 #include "schema.h"
 #include "watermark.h"
@@ -47,22 +48,22 @@
 
 typedef struct Manager Manager;
 
-/* A configuration shared by the loop and the jobs that started under it;
+/* A configuration shared by the loop and the tasks that started under it;
  * freed when the last holder lets go (a SIGHUP may replace it mid-run). */
 typedef struct ConfigRef {
         Config *config;
         unsigned refs;
 } ConfigRef;
 
-typedef enum JobKind { JOB_RUN, JOB_HEARTBEAT, JOB_SCHEMA } JobKind;
+typedef enum TaskKind { TASK_RUN, TASK_HEARTBEAT, TASK_SCHEMA } TaskKind;
 
-typedef struct Job {
+/* The work one Job does and what it reports: the loop fills the inputs
+ * before task_start() and reads the outputs in on_task_done(); in between
+ * the Task belongs to the worker thread. */
+typedef struct Task {
         Manager *manager;
-        JobKind kind;
-        pthread_t thread;
-        int efd;
-        sd_event_source *source;
-        bool busy;
+        Job *job;
+        TaskKind kind;
         ConfigRef *config;
         /* inputs */
         const char *trigger;
@@ -73,7 +74,7 @@ typedef struct Job {
         RunRecord record;
         RunOutcome outcome;
         char err[1024];
-} Job;
+} Task;
 
 struct Manager {
         sd_event *event;
@@ -87,7 +88,7 @@ struct Manager {
         HttpServer *http;
         Listener *listener;
 
-        Job run_job, heartbeat_job;
+        Task run_task, heartbeat_task;
         const char *pending_trigger; /* a follow-up run is queued */
         bool stopping;
         bool watchdog_disabled;
@@ -106,16 +107,6 @@ struct Manager {
 };
 
 /* ---------- small helpers ---------- */
-
-static usec_t now_realtime(void) {
-        return run_now_realtime();
-}
-
-static usec_t now_monotonic(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t)ts.tv_sec * USEC_PER_SEC + (usec_t)ts.tv_nsec / 1000;
-}
 
 static ConfigRef *config_ref_new(Config *c) {
         ConfigRef *ref = calloc(1, sizeof(*ref));
@@ -138,33 +129,35 @@ static void config_unref(ConfigRef *ref) {
         free(ref);
 }
 
+DEFINE_POINTER_CLEANUP_FUNC(ConfigRef, config_unref)
+
 static const Config *cfg(const Manager *m) {
         return m->config->config;
+}
+
+static void arm_timer(sd_event_source *s, usec_t usec) {
+        sd_event_source_set_time(s, usec);
+        sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
 /* The period handed to health_state()'s "nothing succeeded or was skipped
  * for more than 2 schedule periods" rule.  A schedule need not be regular
  * ("0 9 * * 1-5" has a 3-day gap over the weekend), so the rule is applied
  * to the actual slots: stale means nothing ok since the slot before the
- * last one, and half the time since that slot is the period that says so.
- * Previous slots are found by stepping cron_next() through growing windows. */
+ * last one, and half the time since that slot is the period that says so. */
 static usec_t schedule_period(const Manager *m) {
-        static const time_t windows[] = { 3600, 86400, 7 * 86400, 32 * 86400, 367 * 86400, 8 * 366 * 86400 };
-        time_t now = (time_t)(now_realtime() / USEC_PER_SEC);
+        time_t now = (time_t)(now_usec(CLOCK_REALTIME) / USEC_PER_SEC), last, before_last;
 
-        if (!m->cron)
-                return 0;
-        for (size_t i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
-                time_t t = now - windows[i], next, prev1 = 0, prev2 = 0;
-                for (unsigned steps = 0; steps < 200000 && cron_next(m->cron, t, &next) == 0 && next < now; steps++) {
-                        prev2 = prev1;
-                        prev1 = next;
-                        t = next;
-                }
-                if (prev2)
-                        return (usec_t)(now - prev2) * USEC_PER_SEC / 2;
-        }
-        return 0; /* fewer than two slots in 8 years: no staleness rule */
+        if (!m->cron || cron_prev(m->cron, now, &last) < 0 || cron_prev(m->cron, last, &before_last) < 0)
+                return 0; /* fewer than two slots in 8 years: no staleness rule */
+        return (usec_t)(now - before_last) * USEC_PER_SEC / 2;
+}
+
+/* The run-row backlog as /healthz, /metrics and the heartbeat report it. */
+static void health_update_backlog(Manager *m) {
+        uint64_t dropped = 0;
+        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
+        m->health.run_rows_dropped_total = dropped;
 }
 
 static void update_status(Manager *m) {
@@ -180,51 +173,46 @@ static void update_status(Manager *m) {
                            m->health.last_run.days_written, next);
 }
 
-/* ---------- jobs on worker threads ---------- */
+/* ---------- tasks on worker threads ---------- */
 
-static void *job_thread(void *userdata) {
-        Job *j = userdata;
-        const Config *c = j->config->config;
-        uint64_t one = 1;
+static void task_thread(void *userdata) {
+        Task *t = userdata;
+        const Config *c = t->config->config;
 
-        switch (j->kind) {
-        case JOB_RUN: {
-                RunOptions o = { .trigger = j->trigger, .instance = c->instance };
-                j->result = run_execute(c, &o, &j->manager->control, j->manager->queue, &j->record, &j->outcome);
+        switch (t->kind) {
+        case TASK_RUN: {
+                RunOptions o = { .trigger = t->trigger, .instance = c->instance };
+                t->result = run_execute(c, &o, &t->manager->control, t->manager->queue, &t->record, &t->outcome);
                 break;
         }
-        case JOB_HEARTBEAT:
-                j->result =
-                        run_write_heartbeat(c, &j->heartbeat, &j->manager->heartbeat_cancel, j->err, sizeof(j->err));
+        case TASK_HEARTBEAT:
+                t->result =
+                        run_write_heartbeat(c, &t->heartbeat, &t->manager->heartbeat_cancel, t->err, sizeof(t->err));
                 break;
-        case JOB_SCHEMA:
-                j->result = schema_check(&c->clickhouse, true, &j->manager->control.cancel, j->err, sizeof(j->err));
+        case TASK_SCHEMA:
+                t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
                 /* at start-up a 5xx is worth waiting out too */
-                j->unavailable = run_error_unavailable(j->result) || j->result == -EIO;
+                t->unavailable = run_error_unavailable(t->result) || t->result == -EIO;
                 break;
         }
-        /* the loop thread learns of the result here; nothing touches j after */
-        if (write(j->efd, &one, sizeof(one)) < 0)
-                abort(); /* an eventfd write cannot fail unless the counter overflows */
-        return NULL;
 }
 
-static int job_start(Job *j, JobKind kind) {
-        Manager *m = j->manager;
-        j->kind = kind;
-        j->config = config_ref(m->config);
-        j->result = 0;
-        j->unavailable = false;
-        j->err[0] = '\0';
-        j->busy = true;
-        int r = pthread_create(&j->thread, NULL, job_thread, j);
-        if (r != 0) {
-                j->busy = false;
-                config_unref(j->config);
-                j->config = NULL;
-                return -r;
+static bool task_busy(const Task *t) {
+        return t->job && job_is_busy(t->job);
+}
+
+static int task_start(Task *t, TaskKind kind) {
+        t->kind = kind;
+        t->config = config_ref(t->manager->config);
+        t->result = 0;
+        t->unavailable = false;
+        t->err[0] = '\0';
+        int r = job_start(t->job, task_thread);
+        if (r < 0) {
+                config_unref(t->config);
+                t->config = NULL;
         }
-        return 0;
+        return r;
 }
 
 /* ---------- runs ---------- */
@@ -232,10 +220,25 @@ static int job_start(Job *j, JobKind kind) {
 static void schedule_arm(Manager *m);
 static void heartbeat_start(Manager *m);
 
+/* A hung run must not hide behind a healthy loop: past this deadline the
+ * watchdog pings stop and systemd restarts us.  Every statement is bounded
+ * by statement_timeout and every request by the ClickHouse timeout and
+ * retries; a run makes about ten of each, so ten times those bounds is
+ * generous enough never to kill an honest first run over a long history.
+ * Without a statement_timeout there is no bound, and no deadline. */
+static void run_deadline_arm(Manager *m) {
+        const Config *c = cfg(m);
+        if (c->postgres.statement_timeout == 0)
+                return;
+        usec_t deadline = 10 * c->postgres.statement_timeout +
+                          10 * (usec_t)(c->clickhouse.retries + 1) * (c->clickhouse.timeout + 10 * USEC_PER_SEC);
+        arm_timer(m->deadline_timer, now_usec(CLOCK_MONOTONIC) + deadline);
+}
+
 static void run_start(Manager *m, const char *trigger) {
         if (m->stopping)
                 return;
-        if (m->run_job.busy) {
+        if (task_busy(&m->run_task)) {
                 /* coalesce: however many requests arrive during a run, exactly
                  * one follow-up run happens after it */
                 if (!m->pending_trigger) {
@@ -254,29 +257,24 @@ static void run_start(Manager *m, const char *trigger) {
                 return;
         }
         atomic_store(&m->control.cancel, false);
-        m->run_job.trigger = trigger;
-        int r = job_start(&m->run_job, JOB_RUN);
+        m->run_task.trigger = trigger;
+        int r = task_start(&m->run_task, TASK_RUN);
         if (r < 0) {
-                log_error("cannot start a run thread: %s", strerror(-r));
+                log_error_errno(r, "cannot start a run thread");
                 return;
         }
         log_debug("run started (trigger %s)", trigger);
-        /* A hung run must not hide behind a healthy loop: past this deadline
-         * the watchdog pings stop and systemd restarts us.  Every statement is
-         * bounded by statement_timeout and every request by the ClickHouse
-         * timeout and retries; a run makes about ten of each, so ten times
-         * those bounds is generous enough never to kill an honest first run
-         * over a long history.  Without a statement_timeout there is no
-         * bound, and no deadline. */
-        const Config *c = cfg(m);
-        if (c->postgres.statement_timeout > 0) {
-                usec_t deadline =
-                        10 * c->postgres.statement_timeout +
-                        10 * (usec_t)(c->clickhouse.retries + 1) * (c->clickhouse.timeout + 10 * USEC_PER_SEC);
-                sd_event_source_set_time(m->deadline_timer, now_monotonic() + deadline);
-                sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_ONESHOT);
-        }
+        run_deadline_arm(m);
         heartbeat_start(m);
+}
+
+/* Starts the queued follow-up run, if any. */
+static void run_start_pending(Manager *m) {
+        const char *t = m->pending_trigger;
+        if (!t)
+                return;
+        m->pending_trigger = NULL;
+        run_start(m, t);
 }
 
 static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *out) {
@@ -293,7 +291,7 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
                             rec->run_id, run_row_queue_pending(m->queue, NULL));
 }
 
-static void on_run_done(Manager *m, Job *j) {
+static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
         if (m->watchdog_disabled) {
                 m->watchdog_disabled = false;
@@ -301,25 +299,19 @@ static void on_run_done(Manager *m, Job *j) {
         }
         /* state first, then the log line: whoever reads the line and then
          * asks /healthz sees this run */
-        health_record_run(&m->health, &j->record);
+        health_record_run(&m->health, &t->record);
         usec_t wm;
-        if (j->record.status == RUN_STATUS_SUCCESS && watermark_parse(j->outcome.watermark, &wm) == 0)
+        if (t->record.status == RUN_STATUS_SUCCESS && watermark_parse(t->outcome.watermark, &wm) == 0)
                 m->health.watermark = wm;
-        uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
-        m->health.run_rows_dropped_total = dropped;
-        log_run_result(m, &j->record, &j->outcome);
+        health_update_backlog(m);
+        log_run_result(m, &t->record, &t->outcome);
         update_status(m);
         if (m->stopping) {
                 sd_event_exit(m->event, m->exit_code);
                 return;
         }
         heartbeat_start(m);
-        if (m->pending_trigger) {
-                const char *t = m->pending_trigger;
-                m->pending_trigger = NULL;
-                run_start(m, t);
-        }
+        run_start_pending(m);
 }
 
 /* ---------- notify.channel: LISTEN, debounced ---------- */
@@ -329,8 +321,7 @@ static void on_notification(void *userdata) {
         /* a burst of notifications within `debounce` becomes one run */
         if (sd_event_source_get_enabled(m->debounce_timer, NULL) > 0)
                 return;
-        sd_event_source_set_time(m->debounce_timer, now_monotonic() + cfg(m)->notify.debounce);
-        sd_event_source_set_enabled(m->debounce_timer, SD_EVENT_ONESHOT);
+        arm_timer(m->debounce_timer, now_usec(CLOCK_MONOTONIC) + cfg(m)->notify.debounce);
 }
 
 static int on_debounce_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -347,26 +338,25 @@ static void listener_restart(Manager *m) {
                 return;
         int r = listener_new(m->event, cfg(m), on_notification, m, &m->listener);
         if (r < 0)
-                log_error("notify: cannot start the LISTEN connection: %s", strerror(-r));
+                log_error_errno(r, "notify: cannot start the LISTEN connection");
 }
 
 /* ---------- schema verification before READY ---------- */
 
-static void on_schema_done(Manager *m, Job *j) {
+static void on_schema_done(Manager *m, Task *t) {
         if (m->stopping) {
                 sd_event_exit(m->event, m->exit_code);
                 return;
         }
-        if (j->result < 0) {
-                if (j->unavailable) {
-                        log_error("clickhouse schema check failed: %s; retrying in %" PRIu64 " s", j->err,
+        if (t->result < 0) {
+                if (t->unavailable) {
+                        log_error("clickhouse schema check failed: %s; retrying in %" PRIu64 " s", t->err,
                                   SCHEMA_RETRY_USEC / USEC_PER_SEC);
-                        sd_notifyf(false, "STATUS=waiting for clickhouse: %s", j->err);
-                        sd_event_source_set_time(m->schema_timer, now_monotonic() + SCHEMA_RETRY_USEC);
-                        sd_event_source_set_enabled(m->schema_timer, SD_EVENT_ONESHOT);
+                        sd_notifyf(false, "STATUS=waiting for clickhouse: %s", t->err);
+                        arm_timer(m->schema_timer, now_usec(CLOCK_MONOTONIC) + SCHEMA_RETRY_USEC);
                         return;
                 }
-                log_error("clickhouse schema check failed: %s", j->err);
+                log_error("clickhouse schema check failed: %s", t->err);
                 m->exit_code = EX_CONFIG; /* an operator must fix it: no restart loop */
                 sd_event_exit(m->event, m->exit_code);
                 return;
@@ -376,11 +366,9 @@ static void on_schema_done(Manager *m, Job *j) {
         sd_notify(false, "READY=1");
         update_status(m);
         listener_restart(m);
-        if (m->pending_trigger) {
-                const char *t = m->pending_trigger;
-                m->pending_trigger = NULL;
-                run_start(m, t);
-        } else if (cfg(m)->run_on_start)
+        if (m->pending_trigger)
+                run_start_pending(m);
+        else if (cfg(m)->run_on_start)
                 run_start(m, "start");
         heartbeat_start(m);
 }
@@ -388,17 +376,20 @@ static void on_schema_done(Manager *m, Job *j) {
 static int on_schema_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         (void)s, (void)usec;
         Manager *m = userdata;
-        if (!m->run_job.busy && job_start(&m->run_job, JOB_SCHEMA) < 0)
-                log_error("cannot start the schema check thread");
+        if (!task_busy(&m->run_task)) {
+                int r = task_start(&m->run_task, TASK_SCHEMA);
+                if (r < 0)
+                        log_error_errno(r, "cannot start the schema check thread");
+        }
         return 0;
 }
 
 /* ---------- heartbeat ---------- */
 
 static const char *heartbeat_state(const Manager *m) {
-        if (m->run_job.busy && m->run_job.kind == JOB_RUN)
+        if (task_busy(&m->run_task) && m->run_task.kind == TASK_RUN)
                 return "running";
-        switch (health_state(&m->health, now_realtime(), schedule_period(m))) {
+        switch (health_state(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m))) {
         case HEALTH_STANDBY:
                 return "standby";
         case HEALTH_FAILING:
@@ -409,25 +400,26 @@ static const char *heartbeat_state(const Manager *m) {
 }
 
 static void heartbeat_start(Manager *m) {
-        if (m->heartbeat_job.busy || m->stopping || !m->health.ready)
+        if (task_busy(&m->heartbeat_task) || m->stopping || !m->health.ready)
                 return;
-        m->heartbeat_job.heartbeat = (HeartbeatRow){
+        m->heartbeat_task.heartbeat = (HeartbeatRow){
                 .instance = cfg(m)->instance,
                 .state = heartbeat_state(m),
-                .ts = now_realtime(),
+                .ts = now_usec(CLOCK_REALTIME),
                 .last_success = m->health.last_success,
                 .next_run = m->next_run,
         };
-        if (job_start(&m->heartbeat_job, JOB_HEARTBEAT) < 0)
-                log_error("cannot start the heartbeat thread");
+        int r = task_start(&m->heartbeat_task, TASK_HEARTBEAT);
+        if (r < 0)
+                log_error_errno(r, "cannot start the heartbeat thread");
 }
 
-static void on_heartbeat_done(Manager *m, Job *j) {
-        if (j->result < 0) {
+static void on_heartbeat_done(Manager *m, Task *t) {
+        if (t->result < 0) {
                 m->health.heartbeat_failures_total++;
-                log_warning("heartbeat not written: %s", j->err);
+                log_warning("heartbeat not written: %s", t->err);
         }
-        if (m->stopping && !m->run_job.busy)
+        if (m->stopping && !task_busy(&m->run_task))
                 sd_event_exit(m->event, m->exit_code);
 }
 
@@ -438,30 +430,23 @@ static int on_heartbeat_timer(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* ---------- job completion ---------- */
+/* ---------- task completion (a Job's done callback) ---------- */
 
-static int on_job_event(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        (void)s, (void)revents;
-        Job *j = userdata;
-        uint64_t v;
-        if (read(fd, &v, sizeof(v)) < 0)
-                return 0;
-        pthread_join(j->thread, NULL);
-        j->busy = false;
-        config_unref(j->config);
-        j->config = NULL;
-        switch (j->kind) {
-        case JOB_RUN:
-                on_run_done(j->manager, j);
+static void on_task_done(void *userdata) {
+        Task *t = userdata;
+        config_unref(t->config);
+        t->config = NULL;
+        switch (t->kind) {
+        case TASK_RUN:
+                on_run_done(t->manager, t);
                 break;
-        case JOB_SCHEMA:
-                on_schema_done(j->manager, j);
+        case TASK_SCHEMA:
+                on_schema_done(t->manager, t);
                 break;
-        case JOB_HEARTBEAT:
-                on_heartbeat_done(j->manager, j);
+        case TASK_HEARTBEAT:
+                on_heartbeat_done(t->manager, t);
                 break;
         }
-        return 0;
 }
 
 /* ---------- the schedule ---------- */
@@ -478,7 +463,7 @@ static void schedule_arm(Manager *m) {
         time_t next;
         /* one second of slack after the last fire: never fire twice for one
          * minute if the timer woke a little early */
-        time_t after = (time_t)(now_realtime() / USEC_PER_SEC);
+        time_t after = (time_t)(now_usec(CLOCK_REALTIME) / USEC_PER_SEC);
         if (cron_next(m->cron, after, &next) < 0) {
                 log_error("schedule '%s' never matches again; no scheduled runs", cfg(m)->schedule);
                 m->next_run = 0;
@@ -487,8 +472,7 @@ static void schedule_arm(Manager *m) {
         }
         m->next_run = (usec_t)next * USEC_PER_SEC;
         m->health.next_run = m->next_run;
-        sd_event_source_set_time(m->schedule_timer, m->next_run);
-        sd_event_source_set_enabled(m->schedule_timer, SD_EVENT_ONESHOT);
+        arm_timer(m->schedule_timer, m->next_run);
         char buf[40];
         log_debug("next scheduled run at %s", health_format_time(m->next_run, buf, sizeof(buf)));
         update_status(m);
@@ -524,7 +508,7 @@ static void begin_stop(Manager *m, const char *why) {
         sd_notify(false, "STOPPING=1");
         listener_free(m->listener);
         m->listener = NULL;
-        if (!m->run_job.busy && !m->heartbeat_job.busy) {
+        if (!task_busy(&m->run_task) && !task_busy(&m->heartbeat_task)) {
                 log_info("%s: stopping", why);
                 sd_event_exit(m->event, m->exit_code);
                 return;
@@ -532,8 +516,7 @@ static void begin_stop(Manager *m, const char *why) {
         log_info("%s: stopping; cancelling the work in progress", why);
         run_control_cancel(&m->control);
         atomic_store(&m->heartbeat_cancel, true);
-        sd_event_source_set_time(m->stop_timer, now_monotonic() + STOP_GRACE_USEC);
-        sd_event_source_set_enabled(m->stop_timer, SD_EVENT_ONESHOT);
+        arm_timer(m->stop_timer, now_usec(CLOCK_MONOTONIC) + STOP_GRACE_USEC);
 }
 
 static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -557,49 +540,52 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static void reload(Manager *m) {
-        char err[8192] = "";
-        Config *next = NULL;
+/* Loads and checks the new configuration and schedule; on success they
+ * replace the ones in force.  Logs why not otherwise. */
+static int reload_config(Manager *m) {
+        _cleanup_(config_unrefp) ConfigRef *ref = NULL;
+        _cleanup_(cron_freep) CronExpr *cron = NULL;
+        char err[8192] = "", cerr[256];
         const char *why = NULL;
+        Config *next = NULL;
 
-        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_monotonic());
         int r = config_load(m->config_path, &next, err, sizeof(err));
         if (r < 0) {
                 char *save = NULL;
                 for (char *line = strtok_r(err, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
                         log_error("%s", line);
                 log_error("reload: configuration '%s' rejected; keeping the one in force", m->config_path);
-                sd_notify(false, "READY=1");
-                return;
+                return r;
         }
-        if (!config_reloadable(cfg(m), next, &why)) {
+        ref = config_ref_new(next);
+        if (!ref) {
+                config_free(next);
+                return log_error_errno(-ENOMEM, "reload: configuration '%s' not applied", m->config_path);
+        }
+        if (!config_reloadable(cfg(m), ref->config, &why)) {
                 log_error("reload: '%s' changed, which needs a restart ('systemctl restart salesd'); keeping the "
                           "configuration in force",
                           why ? why : "a key");
-                config_free(next);
-                sd_notify(false, "READY=1");
-                return;
+                return -EPERM;
         }
-        CronExpr *cron = NULL;
-        char cerr[256];
-        if (cron_parse(next->schedule, &cron, cerr, sizeof(cerr)) < 0) {
+        if (cron_parse(ref->config->schedule, &cron, cerr, sizeof(cerr)) < 0) {
                 /* config_load validated it; this is belt and braces */
                 log_error("reload: schedule: %s; keeping the configuration in force", cerr);
-                config_free(next);
-                sd_notify(false, "READY=1");
-                return;
-        }
-        ConfigRef *ref = config_ref_new(next);
-        if (!ref) {
-                cron_free(cron);
-                config_free(next);
-                sd_notify(false, "READY=1");
-                return;
+                return -EINVAL;
         }
         config_unref(m->config);
-        m->config = ref;
+        m->config = TAKE_PTR(ref);
         cron_free(m->cron);
-        m->cron = cron;
+        m->cron = TAKE_PTR(cron);
+        return 0;
+}
+
+static void reload(Manager *m) {
+        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
+        if (reload_config(m) < 0) {
+                sd_notify(false, "READY=1");
+                return;
+        }
         m->health.instance = cfg(m)->instance;
         log_set_level(cfg(m)->log_level);
         setenv("TZ", cfg(m)->timezone, 1);
@@ -608,7 +594,7 @@ static void reload(Manager *m) {
                 http_server_set_token(m->http, cfg(m)->http.token);
         if (m->health.ready)
                 listener_restart(m);
-        sd_event_source_set_time(m->heartbeat_timer, now_monotonic() + cfg(m)->heartbeat_interval);
+        sd_event_source_set_time(m->heartbeat_timer, now_usec(CLOCK_MONOTONIC) + cfg(m)->heartbeat_interval);
         schedule_arm(m);
         log_info("reload: configuration '%s' loaded", m->config_path);
         sd_notify(false, "READY=1");
@@ -636,15 +622,13 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
-/* ---------- HTTP handlers ---------- */
+/* ---------- HTTP handlers: the endpoint's view of the loop's state ---------- */
 
 static int http_healthz(void *userdata, char **ret_body) {
         Manager *m = userdata;
         int status = 500;
-        uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
-        m->health.run_rows_dropped_total = dropped;
-        *ret_body = health_render_json(&m->health, now_realtime(), schedule_period(m), &status);
+        health_update_backlog(m);
+        *ret_body = health_render_json(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m), &status);
         return *ret_body ? status : 500;
 }
 
@@ -658,10 +642,8 @@ static int http_readyz(void *userdata, char **ret_body) {
 
 static int http_metrics(void *userdata, char **ret_body) {
         Manager *m = userdata;
-        uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
-        m->health.run_rows_dropped_total = dropped;
-        *ret_body = health_render_metrics(&m->health, now_realtime(), schedule_period(m));
+        health_update_backlog(m);
+        *ret_body = health_render_metrics(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m));
         return *ret_body ? 200 : 500;
 }
 
@@ -670,24 +652,6 @@ static void http_run(void *userdata) {
 }
 
 /* ---------- setup and teardown ---------- */
-
-static void job_init(Manager *m, Job *j) {
-        j->manager = m;
-        j->efd = -1;
-}
-
-static int job_attach(Manager *m, Job *j) {
-        j->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (j->efd < 0)
-                return -errno;
-        return sd_event_add_io(m->event, &j->source, j->efd, EPOLLIN, on_job_event, j);
-}
-
-static void job_done(Job *j) {
-        sd_event_source_unref(j->source);
-        if (j->efd >= 0)
-                close(j->efd);
-}
 
 static void manager_free(Manager *m) {
         if (!m)
@@ -703,8 +667,8 @@ static void manager_free(Manager *m) {
         sd_event_source_unref(m->clock_watch);
         if (m->clock_fd >= 0)
                 close(m->clock_fd);
-        job_done(&m->run_job);
-        job_done(&m->heartbeat_job);
+        job_free(m->run_task.job);
+        job_free(m->heartbeat_task.job);
         sd_event_unref(m->event);
         cron_free(m->cron);
         config_unref(m->config);
@@ -716,115 +680,156 @@ static void manager_free(Manager *m) {
         free(m);
 }
 
-static int manager_new(const char *config_path, Config *config, Manager **ret) {
-        Manager *m = calloc(1, sizeof(*m));
-        char err[512];
-        int r;
+DEFINE_POINTER_CLEANUP_FUNC(Manager, manager_free)
 
-        if (!m) {
-                config_free(config);
-                return -ENOMEM;
+/* The loop's signals arrive through signalfd, so no thread may take them. */
+static int manager_attach_signals(Manager *m) {
+        static const int signals[] = { SIGUSR1, SIGHUP, SIGTERM, SIGINT };
+        sigset_t mask;
+
+        sigemptyset(&mask);
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++)
+                sigaddset(&mask, signals[i]);
+        pthread_sigmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        for (size_t i = 0; i < ELEMENTSOF(signals); i++) {
+                int r = sd_event_add_signal(m->event, NULL, signals[i], on_signal, m);
+                if (r < 0)
+                        return r;
         }
+        return 0;
+}
+
+static int manager_attach_tasks(Manager *m) {
+        Task *tasks[] = { &m->run_task, &m->heartbeat_task };
+        for (size_t i = 0; i < ELEMENTSOF(tasks); i++) {
+                tasks[i]->manager = m;
+                int r = job_new(m->event, on_task_done, tasks[i], &tasks[i]->job);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Every timer is created here, disarmed unless said otherwise; the
+ * handlers arm them. */
+static int manager_attach_timers(Manager *m) {
+        const struct {
+                sd_event_source **source;
+                clockid_t clock;
+                usec_t accuracy;
+                sd_event_time_handler_t handler;
+        } timers[] = {
+                { &m->schedule_timer, CLOCK_REALTIME, USEC_PER_SEC, on_schedule_timer },
+                { &m->heartbeat_timer, CLOCK_MONOTONIC, USEC_PER_SEC, on_heartbeat_timer },
+                { &m->stop_timer, CLOCK_MONOTONIC, 0, on_stop_timer },
+                { &m->schema_timer, CLOCK_MONOTONIC, 0, on_schema_timer },
+                { &m->deadline_timer, CLOCK_MONOTONIC, USEC_PER_SEC, on_deadline },
+                { &m->debounce_timer, CLOCK_MONOTONIC, 0, on_debounce_timer },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(timers); i++) {
+                int r = sd_event_add_time(m->event, timers[i].source, timers[i].clock, UINT64_MAX, timers[i].accuracy,
+                                          timers[i].handler, m);
+                if (r < 0)
+                        return r;
+                r = sd_event_source_set_enabled(*timers[i].source, SD_EVENT_OFF);
+                if (r < 0)
+                        return r;
+        }
+        /* the heartbeat beats from the start; the others wait for a reason */
+        sd_event_source_set_time(m->heartbeat_timer, now_usec(CLOCK_MONOTONIC) + cfg(m)->heartbeat_interval);
+        return sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
+}
+
+static int manager_attach_clock_watch(Manager *m) {
+        m->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
+        if (m->clock_fd < 0)
+                return -errno;
+        int r = clock_watch_arm(m);
+        if (r < 0)
+                return r;
+        return sd_event_add_io(m->event, &m->clock_watch, m->clock_fd, EPOLLIN, on_clock_change, m);
+}
+
+static int manager_attach_http(Manager *m) {
+        HttpHandlers h = {
+                .userdata = m, .healthz = http_healthz, .readyz = http_readyz, .metrics = http_metrics, .run = http_run
+        };
+        char herr[512];
+
+        if (!*cfg(m)->http.listen)
+                return 0;
+        int r = http_server_new(m->event, cfg(m)->http.listen, cfg(m)->http.token, &h, &m->http, herr, sizeof(herr));
+        if (r < 0) {
+                log_error("http: %s", herr);
+                return r;
+        }
+        log_info("http endpoint listening on %s%s", cfg(m)->http.listen,
+                 cfg(m)->http.token ? "" : " (POST /run disabled: no http.token_file)");
+        return 0;
+}
+
+/* The Manager's own state, before anything is attached to a loop; c is
+ * the configuration the caller will hand over. */
+static int manager_alloc(const char *config_path, const Config *c, Manager **ret) {
+        _cleanup_(manager_freep) Manager *m = calloc(1, sizeof(*m));
+        char err[512];
+
+        if (!m)
+                return -ENOMEM;
         m->clock_fd = -1;
         run_control_init(&m->control);
         atomic_init(&m->heartbeat_cancel, false);
-        job_init(m, &m->run_job);
-        job_init(m, &m->heartbeat_job);
-        m->config = config_ref_new(config);
-        m->config_path = strdup(config_path);
         m->queue = malloc(sizeof(RunRowQueue));
-        if (!m->config || !m->config_path || !m->queue) {
-                if (!m->config)
-                        config_free(config);
-                manager_free(m);
+        if (!m->queue)
                 return -ENOMEM;
-        }
         run_row_queue_init(m->queue);
-        m->health.instance = cfg(m)->instance;
-        m->health.version = SALESD_VERSION;
-        m->health.started_at = now_realtime();
-
-        if (cron_parse(cfg(m)->schedule, &m->cron, err, sizeof(err)) < 0) {
-                log_error("schedule '%s': %s", cfg(m)->schedule, err);
-                manager_free(m);
+        m->config_path = strdup(config_path);
+        if (!m->config_path)
+                return -ENOMEM;
+        if (cron_parse(c->schedule, &m->cron, err, sizeof(err)) < 0) {
+                log_error("schedule '%s': %s", c->schedule, err);
                 return -EINVAL;
         }
+        m->health.instance = c->instance;
+        m->health.version = SALESD_VERSION;
+        m->health.started_at = now_usec(CLOCK_REALTIME);
+        *ret = TAKE_PTR(m);
+        return 0;
+}
 
-        sigset_t mask;
-        sigemptyset(&mask);
-        sigaddset(&mask, SIGUSR1);
-        sigaddset(&mask, SIGHUP);
-        sigaddset(&mask, SIGTERM);
-        sigaddset(&mask, SIGINT);
-        pthread_sigmask(SIG_BLOCK, &mask, NULL);
-        signal(SIGPIPE, SIG_IGN);
+/* Takes ownership of config, also on failure. */
+static int manager_new(const char *config_path, Config *config, Manager **ret) {
+        _cleanup_(config_unrefp) ConfigRef *ref = config_ref_new(config);
+        _cleanup_(manager_freep) Manager *m = NULL;
+        int r;
+
+        if (!ref) {
+                config_free(config);
+                return -ENOMEM;
+        }
+        r = manager_alloc(config_path, ref->config, &m);
+        if (r < 0)
+                return r;
+        m->config = TAKE_PTR(ref);
 
         r = sd_event_default(&m->event);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGUSR1, on_signal, m);
+                r = manager_attach_signals(m);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
+                r = manager_attach_tasks(m);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+                r = manager_attach_timers(m);
         if (r >= 0)
-                r = sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
-        if (r >= 0)
-                r = job_attach(m, &m->run_job);
-        if (r >= 0)
-                r = job_attach(m, &m->heartbeat_job);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &m->schedule_timer, CLOCK_REALTIME, UINT64_MAX, USEC_PER_SEC,
-                                      on_schedule_timer, m);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &m->heartbeat_timer, CLOCK_MONOTONIC,
-                                      now_monotonic() + cfg(m)->heartbeat_interval, USEC_PER_SEC, on_heartbeat_timer,
-                                      m);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(m->heartbeat_timer, SD_EVENT_ON);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &m->stop_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_stop_timer, m);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &m->schema_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_schema_timer, m);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &m->deadline_timer, CLOCK_MONOTONIC, UINT64_MAX, USEC_PER_SEC,
-                                      on_deadline, m);
-        if (r >= 0)
-                r = sd_event_add_time(m->event, &m->debounce_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_debounce_timer,
-                                      m);
-        if (r >= 0) /* armed by the first notification of a burst */
-                r = sd_event_source_set_enabled(m->debounce_timer, SD_EVENT_OFF);
-        if (r >= 0) {
-                m->clock_fd = timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK);
-                r = m->clock_fd < 0 ? -errno : clock_watch_arm(m);
-        }
-        if (r >= 0)
-                r = sd_event_add_io(m->event, &m->clock_watch, m->clock_fd, EPOLLIN, on_clock_change, m);
+                r = manager_attach_clock_watch(m);
         if (r >= 0)
                 r = sd_event_set_watchdog(m->event, true);
-        if (r < 0) {
-                log_error("cannot set up the event loop: %s", strerror(-r));
-                manager_free(m);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the event loop");
+        r = manager_attach_http(m);
+        if (r < 0)
                 return r;
-        }
-
-        if (*cfg(m)->http.listen) {
-                HttpHandlers h = { .userdata = m,
-                                   .healthz = http_healthz,
-                                   .readyz = http_readyz,
-                                   .metrics = http_metrics,
-                                   .run = http_run };
-                char herr[512];
-                r = http_server_new(m->event, cfg(m)->http.listen, cfg(m)->http.token, &h, &m->http, herr,
-                                    sizeof(herr));
-                if (r < 0) {
-                        log_error("http: %s", herr);
-                        manager_free(m);
-                        return r;
-                }
-                log_info("http endpoint listening on %s%s", cfg(m)->http.listen,
-                         cfg(m)->http.token ? "" : " (POST /run disabled: no http.token_file)");
-        }
-        *ret = m;
+        *ret = TAKE_PTR(m);
         return 0;
 }
 
@@ -839,17 +844,18 @@ int manager_main(const char *config_path, Config *config) {
         log_info("salesd %s starting: instance '%s', schedule '%s' in %s", SALESD_VERSION, cfg(m)->instance,
                  cfg(m)->schedule, cfg(m)->timezone);
         schedule_arm(m);
-        if (job_start(&m->run_job, JOB_SCHEMA) < 0) {
-                log_error("cannot start the schema check thread");
+        r = task_start(&m->run_task, TASK_SCHEMA);
+        if (r < 0) {
+                log_error_errno(r, "cannot start the schema check thread");
                 manager_free(m);
                 return 1;
         }
         r = sd_event_loop(m->event);
         int code = r < 0 ? 1 : r;
         if (r < 0)
-                log_error("event loop failed: %s", strerror(-r));
-        /* a job still running here ignored the stop; do not free under it */
-        if (m->run_job.busy || m->heartbeat_job.busy) {
+                log_error_errno(r, "event loop failed");
+        /* a task still running here ignored the stop; do not free under it */
+        if (task_busy(&m->run_task) || task_busy(&m->heartbeat_task)) {
                 fflush(stderr);
                 _exit(code);
         }

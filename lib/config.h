@@ -1,8 +1,8 @@
 /* salesd's configuration (SPEC §6).
  *
- * One declarative table in config.c drives parsing (libyaml), defaults,
- * validation, SALESD_* environment overrides, `check-config` output, the
- * reload policy and the documentation check.  Loading never stops at the
+ * One declarative table (config_keys.c) drives parsing (libyaml), defaults,
+ * validation, SALESD_* environment overrides, secrets, `check-config`
+ * output, the reload policy and the generated documentation (config_doc.h).  Loading never stops at the
  * first problem: every error found is reported with file:line:column and the
  * key, so an operator fixes a file in one pass.
  */
@@ -85,8 +85,11 @@ int config_print(const Config *c, FILE *f);
  * restart.  When false, why names the first key that needs a restart. */
 bool config_reloadable(const Config *old_config, const Config *new_config, const char **why);
 
-/* Returns a copy of a libpq conninfo (keyword=value or URI) with any password
- * replaced by "********", for logs and check-config.  Caller frees. */
+/* Returns a copy of a libpq conninfo (keyword=value or URI) that shows no
+ * password, for logs and check-config; libpq's own parser decides.  Without
+ * a password: the text as written.  With one: re-emitted as keyword=value
+ * pairs (in libpq's order, a URI too) with password=********.  Text libpq
+ * cannot parse: "********".  NULL for NULL or out of memory; caller frees. */
 char *config_mask_conninfo(const char *conninfo);
 
 /* The names of every key the table knows, dotted ("postgres.conninfo"),

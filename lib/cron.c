@@ -1,6 +1,7 @@
 /* Cron expressions for the salesd schedule: a hand-written parser into one
- * bitset per field, and cron_next(), which maps matching wall-clock minutes
- * onto Unix instants in the process's local time zone (see cron.h).
+ * bitset per field, and cron_next()/cron_prev(), which map matching
+ * wall-clock minutes onto Unix instants in the process's local time zone
+ * (see cron.h).  Calendar arithmetic is day.h's.
  *
  * Time model.  A matching wall-clock minute W fires at the first instant whose
  * local wall clock reads W or later.  That one rule gives both DST promises
@@ -29,6 +30,12 @@
  * matching candidates are converted to instants (a few localtime_r() calls,
  * more only inside a DST gap).  The search stops after the end of the
  * eighth calendar year following `after`'s year: -ERANGE.
+ *
+ * cron_prev() walks the same candidates backwards.  As the instant of W
+ * never decreases as W grows, the first candidate (from the top) whose
+ * instant lies before `before` is the latest slot; the walk starts at the
+ * latest wall clock shown before `before`, which after a fall-back is the
+ * end of the repeated hour's first pass rather than the clock now.
  */
 #include "cron.h"
 
@@ -41,6 +48,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "day.h"
 
 #define CRON_SEARCH_YEARS 8
 
@@ -299,32 +308,60 @@ void cron_free(CronExpr *e) {
         free(e);
 }
 
-/* ---- calendar arithmetic on the proleptic Gregorian calendar ---- */
+/* ---- wall-clock minutes and the bitsets ---- */
 
-static bool is_leap(int64_t y) {
-        return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+/* A wall-clock minute; fields may overflow (or underflow) by one between
+ * the steps of a search, and carry_forward()/carry_backward() fix that. */
+typedef struct Wall {
+        int y, mo, d, h, mi;
+} Wall;
+
+static Wall wall_split(int64_t wall) {
+        int64_t days = wall / 86400, secs = wall % 86400;
+        Wall w;
+        unsigned mo, d;
+
+        if (secs < 0) {
+                secs += 86400;
+                days--;
+        }
+        day_to_civil((Day)days, &w.y, &mo, &d);
+        w.mo = (int)mo;
+        w.d = (int)d;
+        w.h = (int)(secs / 3600);
+        w.mi = (int)(secs % 3600 / 60);
+        return w;
 }
 
-static int days_in_month(int64_t y, int m) {
-        static const int dim[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-        return m == 2 && is_leap(y) ? 29 : dim[m - 1];
+static int64_t wall_seconds(const Wall *w) {
+        return (int64_t)day_from_civil(w->y, (unsigned)w->mo, (unsigned)w->d) * 86400 + w->h * 3600 + w->mi * 60;
 }
 
-/* Days since 1970-01-01 (negative before it). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-        int64_t era, yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = y - era * 400;
-        doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + doe - 719468;
+static int days_in_month(const Wall *w) {
+        return (int)day_days_in_month(w->y, (unsigned)w->mo);
 }
 
-static int weekday(int64_t y, int m, int d) {
-        int64_t w = (days_from_civil(y, m, d) + 4) % 7; /* 1970-01-01 was a Thursday */
-        return (int)(w < 0 ? w + 7 : w);
+static void carry_forward(Wall *w) {
+        if (w->mi > 59)
+                w->mi = 0, w->h++;
+        if (w->h > 23)
+                w->h = 0, w->d++;
+        if (w->d > days_in_month(w))
+                w->d = 1, w->mo++;
+        if (w->mo > 12)
+                w->mo = 1, w->y++;
+}
+
+static void carry_backward(Wall *w) {
+        if (w->mi < 0)
+                w->mi = 59, w->h--;
+        if (w->h < 0)
+                w->h = 23, w->d--;
+        if (w->d < 1) {
+                if (--w->mo < 1)
+                        w->mo = 12, w->y--;
+                w->d = days_in_month(w);
+        }
 }
 
 /* Smallest set bit >= from and <= max, or -1. */
@@ -335,13 +372,100 @@ static int next_bit(uint64_t bits, int from, int max) {
         return -1;
 }
 
-static bool day_matches(const CronExpr *e, int64_t y, int m, int d) {
-        bool md = e->mdays & (UINT32_C(1) << d);
-        bool wd = e->wdays & (1u << weekday(y, m, d));
+/* Greatest set bit <= from and >= min, or -1. */
+static int prev_bit(uint64_t bits, int from, int min) {
+        for (int b = from; b >= min; b--)
+                if (bits & (UINT64_C(1) << b))
+                        return b;
+        return -1;
+}
+
+static bool day_matches(const CronExpr *e, const Wall *w) {
+        bool md = e->mdays & (UINT32_C(1) << w->d);
+        bool wd = e->wdays & (1u << day_weekday(day_from_civil(w->y, (unsigned)w->mo, (unsigned)w->d)));
 
         if (e->mday_star || e->wday_star)
                 return md && wd;
         return md || wd;
+}
+
+/* Moves *w forward to the first matching wall minute at or after it, one
+ * step per month, day or hour that cannot match.  -ERANGE past year limit. */
+static int seek_forward(const CronExpr *e, Wall *w, int limit) {
+        for (;;) {
+                int v;
+
+                carry_forward(w);
+                if (w->y > limit)
+                        return -ERANGE;
+                v = next_bit(e->months, w->mo, 12);
+                if (v < 0) {
+                        *w = (Wall){ .y = w->y + 1, .mo = 1, .d = 1 };
+                        continue;
+                }
+                if (v != w->mo) {
+                        *w = (Wall){ .y = w->y, .mo = v, .d = 1 };
+                        continue;
+                }
+                if (!day_matches(e, w)) {
+                        w->d++, w->h = 0, w->mi = 0;
+                        continue;
+                }
+                v = next_bit(e->hours, w->h, 23);
+                if (v < 0) {
+                        w->d++, w->h = 0, w->mi = 0;
+                        continue;
+                }
+                if (v != w->h)
+                        w->h = v, w->mi = 0;
+                v = next_bit(e->minutes, w->mi, 59);
+                if (v < 0) {
+                        w->h++, w->mi = 0;
+                        continue;
+                }
+                w->mi = v;
+                return 0;
+        }
+}
+
+/* The mirror of seek_forward(): the last matching wall minute at or before
+ * *w.  -ERANGE before year limit. */
+static int seek_backward(const CronExpr *e, Wall *w, int limit) {
+        for (;;) {
+                int v;
+
+                carry_backward(w);
+                if (w->y < limit)
+                        return -ERANGE;
+                v = prev_bit(e->months, w->mo, 1);
+                if (v < 0) {
+                        *w = (Wall){ .y = w->y - 1, .mo = 12, .d = 31, .h = 23, .mi = 59 };
+                        continue;
+                }
+                if (v != w->mo) {
+                        *w = (Wall){ .y = w->y, .mo = v, .h = 23, .mi = 59 };
+                        w->d = days_in_month(w);
+                        continue;
+                }
+                if (!day_matches(e, w)) {
+                        w->d--, w->h = 23, w->mi = 59;
+                        continue;
+                }
+                v = prev_bit(e->hours, w->h, 0);
+                if (v < 0) {
+                        w->d--, w->h = 23, w->mi = 59;
+                        continue;
+                }
+                if (v != w->h)
+                        w->h = v, w->mi = 59;
+                v = prev_bit(e->minutes, w->mi, 0);
+                if (v < 0) {
+                        w->h--, w->mi = 59;
+                        continue;
+                }
+                w->mi = v;
+                return 0;
+        }
 }
 
 /* ---- wall clock <-> instants ---- */
@@ -428,96 +552,85 @@ static int wall_to_instant(int64_t wall, time_t *ret) {
 }
 
 int cron_next(const CronExpr *e, time_t after, time_t *ret) {
-        struct tm tm;
-        int64_t y, limit;
-        int mo, d, h, mi;
+        int64_t wall;
+        Wall w;
+        int limit, r;
 
-        if (!localtime_r(&after, &tm))
-                return -ERANGE;
-
+        r = local_wall(after, &wall);
+        if (r < 0)
+                return r;
         /* Every wall minute up to after's own has its instant at or before
          * `after`, so the search starts one minute later. */
-        y = (int64_t)tm.tm_year + 1900;
-        mo = tm.tm_mon + 1;
-        d = tm.tm_mday;
-        h = tm.tm_hour;
-        mi = tm.tm_min + 1;
-        limit = y + CRON_SEARCH_YEARS;
+        w = wall_split(wall);
+        limit = w.y + CRON_SEARCH_YEARS;
+        for (w.mi++;; w.mi++) {
+                time_t t;
 
-        for (;;) {
-                int v;
-
-                /* Normalize after a field overflowed. */
-                if (mi > 59) {
-                        mi = 0;
-                        h++;
+                r = seek_forward(e, &w, limit);
+                if (r < 0)
+                        return r;
+                r = wall_to_instant(wall_seconds(&w), &t);
+                if (r < 0)
+                        return r;
+                /* Inside a repeated hour, candidates can map before `after`
+                 * (their first occurrence already passed). */
+                if (t > after) {
+                        *ret = t;
+                        return 0;
                 }
-                if (h > 23) {
-                        h = 0;
-                        d++;
-                }
-                if (d > days_in_month(y, mo)) {
-                        d = 1;
-                        mo++;
-                }
-                if (mo > 12) {
-                        mo = 1;
-                        y++;
-                }
-                if (y > limit)
-                        return -ERANGE;
-
-                v = next_bit(e->months, mo, 12);
-                if (v < 0) {
-                        y++;
-                        mo = 1, d = 1, h = 0, mi = 0;
-                        continue;
-                }
-                if (v != mo) {
-                        mo = v;
-                        d = 1, h = 0, mi = 0;
-                        continue;
-                }
-
-                if (!day_matches(e, y, mo, d)) {
-                        d++;
-                        h = 0, mi = 0;
-                        continue;
-                }
-
-                v = next_bit(e->hours, h, 23);
-                if (v < 0) {
-                        d++;
-                        h = 0, mi = 0;
-                        continue;
-                }
-                if (v != h) {
-                        h = v;
-                        mi = 0;
-                }
-
-                v = next_bit(e->minutes, mi, 59);
-                if (v < 0) {
-                        h++;
-                        mi = 0;
-                        continue;
-                }
-                mi = v;
-
-                {
-                        int64_t wall = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60;
-                        time_t t;
-                        int r = wall_to_instant(wall, &t);
-
-                        if (r < 0)
-                                return r;
-                        /* Inside a repeated hour, candidates can map before
-                         * `after` (their first occurrence already passed). */
-                        if (t > after) {
-                                *ret = t;
-                                return 0;
-                        }
-                }
-                mi++;
         }
+}
+
+/* The latest wall clock any instant before `before` showed: the clock at
+ * before - 1, or more if a fall-back within the last 36 hours set it back
+ * (the largest offset in force then bounds how far). */
+static int latest_wall_before(time_t before, int64_t *ret) {
+        static const int64_t probes[] = { 36 * 3600, 24 * 3600, 12 * 3600, 0 };
+        time_t last = before - 1;
+        int64_t omax = INT64_MIN;
+
+        for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+                int64_t w;
+                int r = local_wall((time_t)(last - probes[i]), &w);
+
+                if (r < 0)
+                        return r;
+                if (w - (last - probes[i]) > omax)
+                        omax = w - (last - probes[i]);
+        }
+        *ret = (int64_t)last + omax;
+        return 0;
+}
+
+int cron_prev(const CronExpr *e, time_t before, time_t *ret) {
+        int64_t wall;
+        Wall w;
+        int limit, r;
+        time_t t = 0, n;
+
+        r = latest_wall_before(before, &wall);
+        if (r < 0)
+                return r;
+        w = wall_split(wall);
+        limit = w.y - CRON_SEARCH_YEARS;
+        for (;; w.mi--) {
+                r = seek_backward(e, &w, limit);
+                if (r < 0)
+                        return r;
+                r = wall_to_instant(wall_seconds(&w), &t);
+                if (r < 0)
+                        return r;
+                /* an instant never decreases as W grows: the first one
+                 * before `before` is the latest slot */
+                if (t < before)
+                        break;
+        }
+        /* If a zone's offset peaked between the probes (two changes within
+         * a few hours, seen only in old history), the start may have been
+         * too early and a later slot missed: step forward to it.  Otherwise
+         * this is one cron_next() that confirms t is the latest slot. */
+        while (cron_next(e, t, &n) == 0 && n < before)
+                t = n;
+        *ret = t;
+        return 0;
 }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "macro.h"
+
 typedef struct CronExpr CronExpr;
 
 /* Parses expr.  On failure returns -EINVAL and writes a one-line message
@@ -25,8 +27,18 @@ typedef struct CronExpr CronExpr;
 int cron_parse(const char *expr, CronExpr **ret, char *err, size_t errlen);
 
 void cron_free(CronExpr *e);
+DEFINE_POINTER_CLEANUP_FUNC(CronExpr, cron_free)
 
 /* The first matching time strictly after `after` (Unix seconds), in local
  * time.  Returns 0, or -ERANGE when nothing matches within 8 years (e.g.
  * "0 0 30 2 *"). */
 int cron_next(const CronExpr *e, time_t after, time_t *ret);
+
+/* The latest matching time strictly before `before`: the mirror of
+ * cron_next(), under the same DST rules, so the two agree on the set of
+ * slots: with p = cron_prev(t), p < t and cron_next(p), if any, is >= t; and
+ * for a slot s, cron_prev(cron_next(s)) == s.  Computed backwards field by field (a
+ * sparse schedule costs a few steps, like cron_next).  Returns 0, or -ERANGE
+ * when nothing matches from the start of the eighth calendar year before
+ * `before`'s year. */
+int cron_prev(const CronExpr *e, time_t before, time_t *ret);

@@ -30,11 +30,16 @@ void day_to_civil(Day d, int *ret_year, unsigned *ret_month, unsigned *ret_mday)
         *ret_mday = mday;
 }
 
-static int days_in_month(int year, unsigned month) {
-        static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+unsigned day_days_in_month(int year, unsigned month) {
+        static const unsigned days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
         if (month == 2 && ((year % 4 == 0 && year % 100 != 0) || year % 400 == 0))
                 return 29;
         return days[month - 1];
+}
+
+unsigned day_weekday(Day d) {
+        int w = (d + 4) % 7; /* 1970-01-01 was a Thursday */
+        return (unsigned)(w < 0 ? w + 7 : w);
 }
 
 int day_parse(const char *s, Day *ret) {
@@ -46,7 +51,7 @@ int day_parse(const char *s, Day *ret) {
         int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
         unsigned month = (unsigned)((s[5] - '0') * 10 + (s[6] - '0'));
         unsigned mday = (unsigned)((s[8] - '0') * 10 + (s[9] - '0'));
-        if (year < 1900 || month < 1 || month > 12 || mday < 1 || (int)mday > days_in_month(year, month))
+        if (year < 1900 || month < 1 || month > 12 || mday < 1 || mday > day_days_in_month(year, month))
                 return -EINVAL;
         *ret = day_from_civil(year, month, mday);
         return 0;

@@ -20,5 +20,11 @@ char *day_format(Day d, char *buf);
 Day day_from_civil(int year, unsigned month, unsigned mday);
 void day_to_civil(Day d, int *ret_year, unsigned *ret_month, unsigned *ret_mday);
 
+/* The number of days (28..31) of month 1..12 in year. */
+unsigned day_days_in_month(int year, unsigned month);
+
+/* The day of the week, 0 = Sunday .. 6 = Saturday. */
+unsigned day_weekday(Day d);
+
 /* Sorts days ascending and removes duplicates; returns the new count. */
 size_t day_sort_unique(Day *days, size_t n);

@@ -1,8 +1,10 @@
 /* Tests of the configuration module: good files, every class of bad input
  * with its exact file:line:column, environment overrides, secrets from files
  * and $CREDENTIALS_DIRECTORY, masking in check-config output, the reload
- * policy, and that every key is documented in docs/configuration.md and in
- * the example config/salesd.yaml.
+ * policy, the key table's columns, the listen-address check shared with the
+ * HTTP endpoint, and the documentation generated from the table: that
+ * docs/configuration.md and config/salesd.yaml are what it generates (as
+ * `make config-docs-check` does) and that every key is in them.
  *
  * Needs SALESD_TEST_FIXTURES (test/fixtures) and SALESD_SOURCE_DIR (the repo
  * root) in the environment, as `make unit` sets them. */
@@ -20,8 +22,11 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "config.h"
+#include "config_doc.h"
+#include "config_internal.h"
 
 extern char **environ;
 
@@ -470,6 +475,21 @@ static const struct {
                                           "endpoint)" },
         { "http:\n  listen: host:0\n", "2:11: key 'http.listen': invalid listen address 'host:0' (use HOST:PORT or "
                                        "[IPV6]:PORT with a port from 1 to 65535, or \"\" for no HTTP endpoint)" },
+        /* The daemon's own parser (lib/listen.c): what loads, binds. */
+        { "http:\n  listen: \"[::]:8787\"\n", NULL },
+        { "http:\n  listen: my-host.example:8787\n", NULL },
+        { "http:\n  listen: 999.999.999.999:8787\n",
+          "2:11: key 'http.listen': invalid listen address '999.999.999.999:8787' (use HOST:PORT or [IPV6]:PORT "
+          "with a port from 1 to 65535, or \"\" for no HTTP endpoint)" },
+        { "http:\n  listen: 127.1:8787\n", "2:11: key 'http.listen': invalid listen address '127.1:8787' (use "
+                                           "HOST:PORT or [IPV6]:PORT with a port from 1 to 65535, or \"\" for no "
+                                           "HTTP endpoint)" },
+        { "http:\n  listen: -host:8787\n", "2:11: key 'http.listen': invalid listen address '-host:8787' (use "
+                                           "HOST:PORT or [IPV6]:PORT with a port from 1 to 65535, or \"\" for no "
+                                           "HTTP endpoint)" },
+        { "http:\n  listen: \"[localhost]:8787\"\n",
+          "2:11: key 'http.listen': invalid listen address '[localhost]:8787' (use HOST:PORT or [IPV6]:PORT with a "
+          "port from 1 to 65535, or \"\" for no HTTP endpoint)" },
         /* clickhouse */
         { "clickhouse:\n  url: http://ch:8123/\n", NULL },
         { "clickhouse:\n  url: 127.0.0.1:8123\n",
@@ -745,6 +765,21 @@ static void test_secret_file_errors(void **state) {
         assert_int_equal(count_lines(err), 3);
         assert_null(strstr(err, "Le4ky"));
 
+        /* A file over the limit is refused, not truncated into a wrong password. */
+        char big[128];
+        snprintf(big, sizeof(big), "%s/big.secret", tmpdir);
+        char *content = malloc(65537);
+        assert_non_null(content);
+        memset(content, 'x', 65537);
+        write_file(big, content, 65537);
+        free(content);
+        snprintf(yaml, sizeof(yaml), "http:\n  token_file: %s\n", big);
+        p = temp_file("s.yaml", yaml);
+        err = load_bad(p);
+        snprintf(want, sizeof(want), "%s:2:15: key 'http.token_file': '%s' is larger than 65536 bytes", p, big);
+        assert_has_line(err, want);
+        assert_int_equal(count_lines(err), 1);
+
         /* A directory cannot be read as a secret either; from the environment. */
         setenv("SALESD_HTTP_TOKEN_FILE", tmpdir, 1);
         err = load_bad(fixture("empty.yaml"));
@@ -796,26 +831,32 @@ static void test_print_masks_secrets(void **state) {
         config_free(c);
 }
 
+/* Masking is libpq's parse (PQconninfoParse): without a password the text
+ * is shown as written; with one it is re-emitted as keyword=value pairs in
+ * libpq's order (URIs too); text libpq cannot parse is hidden whole. */
 static const struct {
         const char *in;
         const char *out;
 } mask_cases[] = {
         { "host=db user=u", "host=db user=u" },
-        { "host=db password=abc user=u", "host=db password=******** user=u" },
+        { "host=db password=abc user=u", "user=u password=******** host=db" },
         { "password=abc", "password=********" },
-        { "host=db password = 'a b\\'c' port=5", "host=db password = ******** port=5" },
-        { "host=db password='' port=5", "host=db password=******** port=5" },
+        { "host=db password = 'a b\\'c' port=5", "password=******** host=db port=5" },
+        { "host=db password='' port=5", "password=******** host=db port=5" },
         { "passfile=/x/y host=db", "passfile=/x/y host=db" },
-        { "host='my db' password=a\\ b", "host='my db' password=********" },
-        { "postgresql://u:abc@db:5432/shop", "postgresql://u:********@db:5432/shop" },
+        { "host='my db' password=a\\ b", "password=******** host='my db'" },
+        { "host='it\\'s' password=x dbname='a\\\\b'", "password=******** dbname='a\\\\b' host='it\\'s'" },
+        { "postgresql://u:abc@db:5432/shop", "user=u password=******** dbname=shop host=db port=5432" },
         { "postgres://u@db/shop", "postgres://u@db/shop" },
-        { "postgresql://u:p%40ss@h1,h2/db?sslmode=require", "postgresql://u:********@h1,h2/db?sslmode=require" },
-        { "postgresql://db/shop?password=abc&user=u", "postgresql://db/shop?password=********&user=u" },
-        { "postgresql://db/shop?user=u&pass%77ord=abc", "postgresql://db/shop?user=u&pass%77ord=********" },
+        { "postgresql://u:p%40ss@h1,h2/db?sslmode=require",
+          "user=u password=******** dbname=db host=h1,h2 port=, sslmode=require" },
+        { "postgresql://db/shop?password=abc&user=u", "user=u password=******** dbname=shop host=db" },
+        { "postgresql://db/shop?user=u&pass%77ord=abc", "user=u password=******** dbname=shop host=db" },
         { "postgresql:///shop?host=/run/pg", "postgresql:///shop?host=/run/pg" },
-        /* Unparsable text: hide everything after the point where parsing failed. */
-        { "host=db password", "host=db password" },
-        { "host=db junk password=abc", "host=db junk ********" },
+        /* Unparsable text: libpq cannot say where a password is, so all of it is hidden. */
+        { "host=db password", "********" },
+        { "host=db junk password=abc", "********" },
+        { "host=db password='abc", "********" },
 };
 
 static void test_mask_conninfo(void **state) {
@@ -825,6 +866,13 @@ static void test_mask_conninfo(void **state) {
                 assert_non_null(m);
                 if (strcmp(m, mask_cases[i].out) != 0)
                         fail_msg("mask('%s') = '%s', want '%s'", mask_cases[i].in, m, mask_cases[i].out);
+                /* What is shown is itself a valid conninfo: check-config output loads. */
+                if (strcmp(m, "********") != 0) {
+                        PQconninfoOption *opts = PQconninfoParse(m, NULL);
+                        if (!opts)
+                                fail_msg("mask('%s') = '%s' does not parse", mask_cases[i].in, m);
+                        PQconninfoFree(opts);
+                }
                 free(m);
         }
         assert_null(config_mask_conninfo(NULL));
@@ -948,6 +996,170 @@ static void test_example_config(void **state) {
         config_free(def);
 }
 
+/* ------------------------------------------------------------- key table */
+
+/* What the table promises, row by row: the columns that replaced the name-based
+ * special cases (secrets, credentials, masks, reload policy). */
+static const struct {
+        const char *name;
+        bool restart_only;
+        const char *secret;
+        const char *credential;
+        bool masked;
+} table_cases[] = {
+        { "instance", true, NULL, NULL, false },
+        { "postgres.conninfo", false, NULL, NULL, true },
+        { "postgres.password_file", false, "password", "pg-password", false },
+        { "clickhouse.url", false, NULL, NULL, true },
+        { "clickhouse.password_file", false, "password", "ch-password", false },
+        { "http.listen", true, NULL, NULL, false },
+        { "http.token_file", false, "token", "http-token", false },
+        { "notify.channel", true, NULL, NULL, false },
+        { "notify.debounce", false, NULL, NULL, false },
+};
+
+static void test_key_table(void **state) {
+        (void)state;
+        for (size_t i = 0; i < sizeof(table_cases) / sizeof(table_cases[0]); i++) {
+                size_t ki = config_key_index(table_cases[i].name);
+                if (ki >= config_n_keys)
+                        fail_msg("key '%s' is not in the table", table_cases[i].name);
+                const KeyDef *k = &config_keys[ki];
+                assert_int_equal(k->restart_only, table_cases[i].restart_only);
+                if (table_cases[i].secret) {
+                        assert_string_equal(k->secret, table_cases[i].secret);
+                        assert_string_equal(k->credential, table_cases[i].credential);
+                } else {
+                        assert_null(k->secret);
+                        assert_null(k->credential);
+                }
+                assert_int_equal(k->mask != NULL, table_cases[i].masked);
+        }
+        unsigned restart_only = 0;
+        for (size_t i = 0; i < config_n_keys; i++) {
+                const KeyDef *k = &config_keys[i];
+                restart_only += k->restart_only;
+                /* One-line docs that fit a Markdown table cell and a YAML comment. */
+                assert_non_null(k->doc);
+                assert_true(k->doc[0] != '\0');
+                if (strpbrk(k->doc, "|\n") || (k->doc_more && strpbrk(k->doc_more, "|\n")))
+                        fail_msg("key '%s': doc must be one line without '|'", k->name);
+                /* A secret needs both columns and a string key naming its file. */
+                assert_int_equal(k->secret != NULL, k->credential != NULL);
+                if (k->credential)
+                        assert_int_equal(k->type, KEY_STRING);
+                /* The section of a dotted key is in the section list. */
+                const char *dot = strchr(k->name, '.');
+                bool found = !dot;
+                for (const KeySection *sec = config_sections; dot && sec->name; sec++)
+                        found = found || (strlen(sec->name) == (size_t)(dot - k->name) &&
+                                          strncmp(sec->name, k->name, (size_t)(dot - k->name)) == 0);
+                if (!found)
+                        fail_msg("key '%s': its section is not in config_sections", k->name);
+        }
+        assert_int_equal(restart_only, 3);
+        char env[64];
+        config_key_env_name(&config_keys[config_key_index("postgres.completed_statuses")], env, sizeof(env));
+        assert_string_equal(env, "SALESD_POSTGRES_COMPLETED_STATUSES");
+}
+
+/* -------------------------------------------------------- generated docs */
+
+static char *generate(int (*fn)(FILE *)) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *m = open_memstream(&buf, &len);
+        assert_non_null(m);
+        assert_int_equal(fn(m), 0);
+        fclose(m);
+        return buf;
+}
+
+/* The same comparison as `make config-docs-check`, so `make unit` catches a
+ * table change without regenerated docs as well. */
+static void test_generated_docs_are_committed(void **state) {
+        (void)state;
+        char *example = generate(config_doc_example);
+        char *committed = read_all(source_file("config/salesd.yaml"));
+        if (strcmp(example, committed) != 0)
+                fail_msg("config/salesd.yaml is not what the key table generates: run make config-docs");
+        free(committed);
+
+        char *reference = generate(config_doc_reference);
+        char *doc = read_all(source_file("docs/configuration.md")), *spliced = NULL, err[256];
+        assert_int_equal(config_doc_splice(doc, reference, &spliced, err, sizeof(err)), 0);
+        if (strcmp(doc, spliced) != 0)
+                fail_msg("docs/configuration.md is not what the key table generates: run make config-docs");
+        free(spliced);
+        free(doc);
+        free(reference);
+        free(example);
+}
+
+static void test_generated_example_loads(void **state) {
+        (void)state;
+        char *example = generate(config_doc_example);
+        Config *ex = load_ok(temp_file("example.yaml", example));
+        Config *def = load_ok(fixture("empty.yaml"));
+        char *a = print_config(ex), *b = print_config(def);
+        assert_string_equal(strstr(a, "\ninstance:"), strstr(b, "\ninstance:"));
+        /* Defaults that need YAML quoting are quoted; restart-only keys say so. */
+        assert_non_null(strstr(example, "\nschedule: \"0 */6 * * *\""));
+        assert_non_null(strstr(example, "\n  completed_statuses: [completed]"));
+        assert_non_null(strstr(example, "\n  listen: 127.0.0.1:8787"));
+        assert_non_null(strstr(example, "; else $CREDENTIALS_DIRECTORY/pg-password\n"));
+        assert_non_null(strstr(example, "empty: off (restart needed to change)\n"));
+        free(a);
+        free(b);
+        config_free(ex);
+        config_free(def);
+        free(example);
+}
+
+static void test_generated_reference(void **state) {
+        (void)state;
+        char *ref = generate(config_doc_reference);
+        static const char *const rows[] = {
+                "| `instance` | string | `\"\"` | restart | ",
+                "| `schedule` | cron | `\"0 */6 * * *\"` | SIGHUP | ",
+                "| `overlap` | duration | `15m` | SIGHUP | watermark look-back for late-committing transactions. "
+                "From 0s to 7d. |",
+                "| `postgres.completed_statuses` | list of strings | `[completed]` | SIGHUP | ",
+                "| `http.listen` | address | `127.0.0.1:8787` | restart | ",
+                "### `notify` (near-real-time runs)",
+        };
+        for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+                if (!strstr(ref, rows[i]))
+                        fail_msg("reference lacks '%s':\n%s", rows[i], ref);
+        for (const char *const *k = config_known_keys(); *k; k++) {
+                char needle[128];
+                snprintf(needle, sizeof(needle), "\n| `%s` | ", *k);
+                if (!strstr(ref, needle))
+                        fail_msg("key '%s' has no row in the reference", *k);
+        }
+        free(ref);
+}
+
+static void test_doc_splice(void **state) {
+        char *out = NULL, err[256];
+        (void)state;
+        const char *doc = "# t\n\nprose\n" CONFIG_DOC_BEGIN "\nold\nlines\n" CONFIG_DOC_END "\nmore prose\n";
+        assert_int_equal(config_doc_splice(doc, "new\n", &out, err, sizeof(err)), 0);
+        assert_string_equal(out, "# t\n\nprose\n" CONFIG_DOC_BEGIN "\nnew\n" CONFIG_DOC_END "\nmore prose\n");
+        free(out);
+        out = NULL;
+
+        assert_int_equal(config_doc_splice("no markers\n", "x", &out, err, sizeof(err)), -EINVAL);
+        assert_null(out);
+        assert_non_null(strstr(err, "BEGIN GENERATED KEYS"));
+        assert_int_equal(config_doc_splice(CONFIG_DOC_BEGIN "\n", "x", &out, err, sizeof(err)), -EINVAL);
+        assert_non_null(strstr(err, CONFIG_DOC_END));
+        /* A marker quoted inside a line is not a marker. */
+        assert_int_equal(
+                config_doc_splice("see `" CONFIG_DOC_BEGIN "`\n" CONFIG_DOC_END "\n", "x", &out, err, sizeof(err)),
+                -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_empty_file_is_all_defaults, setup, teardown),
@@ -973,6 +1185,11 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_reloadable, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_every_key_documented, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_example_config, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_key_table, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_generated_docs_are_committed, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_generated_example_loads, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_generated_reference, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_doc_splice, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for lib/cron.c: the parser's accepted and rejected syntax, and
- * cron_next() as tables of (zone, expression, start, expected) with instants
+ * cron_next()/cron_prev() as tables of (zone, expression, start, expected) with instants
  * written in RFC 3339 UTC so every expectation can be checked against zdump.
  * DST is covered twice: hand-computed chains across transitions in several
  * zones, and a comparison with a brute-force minute-by-minute reference. */
@@ -452,36 +452,36 @@ static int64_t wall_of(time_t t) {
         return (int64_t)t + tm.tm_gmtoff;
 }
 
-static void test_next_vs_reference(void **state) {
-        static const struct {
-                const char *expr;
-                WallPred pred;
-        } exprs[] = {
-                { "* * * * *", p_every },  { "*/15 * * * *", p_q15 },         { "30 * * * *", p_m30 },
-                { "@hourly", p_m0 },       { "30 2 * * *", p_0230 },          { "45 1 * * *", p_0145 },
-                { "@daily", p_midnight },  { "*/10 1-3 * * *", p_q10_h1to3 }, { "30 23 * * sun", p_2330_sun },
-                { "30 23 * * *", p_2330 },
-        };
-        static const struct {
-                const char *tz;
-                const char *from; /* the window spans three days from here */
-        } windows[] = {
-                { "Europe/Berlin", "2024-03-30T00:00:00Z" },       { "Europe/Berlin", "2024-10-26T00:00:00Z" },
-                { "America/New_York", "2024-03-09T00:00:00Z" },    { "America/New_York", "2024-11-02T00:00:00Z" },
-                { "Australia/Sydney", "2024-04-05T12:00:00Z" },    { "Australia/Sydney", "2024-10-04T12:00:00Z" },
-                { "Australia/Lord_Howe", "2024-04-05T12:00:00Z" }, { "Australia/Lord_Howe", "2024-10-04T12:00:00Z" },
-                { "America/Sao_Paulo", "2018-02-16T12:00:00Z" },   { "America/Sao_Paulo", "2018-11-02T12:00:00Z" },
-                { "Pacific/Apia", "2011-12-28T12:00:00Z" },
-        };
+static const struct {
+        const char *expr;
+        WallPred pred;
+} ref_exprs[] = {
+        { "* * * * *", p_every },  { "*/15 * * * *", p_q15 },         { "30 * * * *", p_m30 },
+        { "@hourly", p_m0 },       { "30 2 * * *", p_0230 },          { "45 1 * * *", p_0145 },
+        { "@daily", p_midnight },  { "*/10 1-3 * * *", p_q10_h1to3 }, { "30 23 * * sun", p_2330_sun },
+        { "30 23 * * *", p_2330 },
+};
+static const struct {
+        const char *tz;
+        const char *from; /* the window spans three days from here */
+} ref_windows[] = {
+        { "Europe/Berlin", "2024-03-30T00:00:00Z" },       { "Europe/Berlin", "2024-10-26T00:00:00Z" },
+        { "America/New_York", "2024-03-09T00:00:00Z" },    { "America/New_York", "2024-11-02T00:00:00Z" },
+        { "Australia/Sydney", "2024-04-05T12:00:00Z" },    { "Australia/Sydney", "2024-10-04T12:00:00Z" },
+        { "Australia/Lord_Howe", "2024-04-05T12:00:00Z" }, { "Australia/Lord_Howe", "2024-10-04T12:00:00Z" },
+        { "America/Sao_Paulo", "2018-02-16T12:00:00Z" },   { "America/Sao_Paulo", "2018-11-02T12:00:00Z" },
+        { "Pacific/Apia", "2011-12-28T12:00:00Z" },
+};
 
-        int total[sizeof(exprs) / sizeof(exprs[0])] = { 0 };
+static void test_next_vs_reference(void **state) {
+        int total[sizeof(ref_exprs) / sizeof(ref_exprs[0])] = { 0 };
 
         (void)state;
-        for (size_t wi = 0; wi < sizeof(windows) / sizeof(windows[0]); wi++) {
-                set_tz(windows[wi].tz);
-                for (size_t ei = 0; ei < sizeof(exprs) / sizeof(exprs[0]); ei++) {
-                        CronExpr *e = parse_ok(exprs[ei].expr);
-                        time_t start = rfc3339(windows[wi].from), end = start + 3 * 86400;
+        for (size_t wi = 0; wi < sizeof(ref_windows) / sizeof(ref_windows[0]); wi++) {
+                set_tz(ref_windows[wi].tz);
+                for (size_t ei = 0; ei < sizeof(ref_exprs) / sizeof(ref_exprs[0]); ei++) {
+                        CronExpr *e = parse_ok(ref_exprs[ei].expr);
+                        time_t start = rfc3339(ref_windows[wi].from), end = start + 3 * 86400;
                         time_t next_cron = start, t;
                         int64_t seen = wall_of(start);
                         int fired = 0, r;
@@ -497,7 +497,7 @@ static void test_next_vs_reference(void **state) {
                                         struct tm wt;
 
                                         assert_non_null(gmtime_r(&mt, &wt));
-                                        fires = exprs[ei].pred(&wt);
+                                        fires = ref_exprs[ei].pred(&wt);
                                 }
                                 if (w > seen)
                                         seen = w;
@@ -506,26 +506,26 @@ static void test_next_vs_reference(void **state) {
                                 fired++;
                                 if (next_cron != t) {
                                         char a[64], b[64];
-                                        fail_msg("[%s] '%s': cron_next gave %s, reference fires at %s", windows[wi].tz,
-                                                 exprs[ei].expr, fmt_utc(next_cron, a, sizeof(a)),
-                                                 fmt_utc(t, b, sizeof(b)));
+                                        fail_msg("[%s] '%s': cron_next gave %s, reference fires at %s",
+                                                 ref_windows[wi].tz, ref_exprs[ei].expr,
+                                                 fmt_utc(next_cron, a, sizeof(a)), fmt_utc(t, b, sizeof(b)));
                                 }
                                 r = cron_next(e, next_cron, &next_cron);
                                 assert_int_equal(r, 0);
                         }
                         if (next_cron <= end) {
                                 char a[64];
-                                fail_msg("[%s] '%s': cron_next fires at %s, reference does not", windows[wi].tz,
-                                         exprs[ei].expr, fmt_utc(next_cron, a, sizeof(a)));
+                                fail_msg("[%s] '%s': cron_next fires at %s, reference does not", ref_windows[wi].tz,
+                                         ref_exprs[ei].expr, fmt_utc(next_cron, a, sizeof(a)));
                         }
                         total[ei] += fired;
                         cron_free(e);
                 }
         }
         /* Guards the reference itself: every predicate matched something. */
-        for (size_t ei = 0; ei < sizeof(exprs) / sizeof(exprs[0]); ei++)
+        for (size_t ei = 0; ei < sizeof(ref_exprs) / sizeof(ref_exprs[0]); ei++)
                 if (total[ei] == 0)
-                        fail_msg("'%s' never fired in any window", exprs[ei].expr);
+                        fail_msg("'%s' never fired in any window", ref_exprs[ei].expr);
 }
 
 /* ---- (c) nothing within 8 years ---- */
@@ -547,12 +547,255 @@ static void test_next_erange(void **state) {
         }
 }
 
+/* ---- (d) previous slot: cron_prev() ---- */
+
+/* (zone, expression, before, expected latest slot strictly before it) */
+static const NextCase prev_cases[] = {
+        /* strictly before, seconds in `before` */
+        { "UTC", "@hourly", "2024-06-01T12:00:00Z", "2024-06-01T11:00:00Z" },
+        { "UTC", "@hourly", "2024-06-01T12:00:01Z", "2024-06-01T12:00:00Z" },
+        { "UTC", "* * * * *", "2024-06-01T12:00:59Z", "2024-06-01T12:00:00Z" },
+        { "UTC", "* * * * *", "2024-06-01T12:00:00Z", "2024-06-01T11:59:00Z" },
+        /* month ends and year rollover */
+        { "UTC", "0 0 31 * *", "2024-05-15T00:00:00Z", "2024-03-31T00:00:00Z" },
+        { "UTC", "0 0 31 * *", "2024-03-31T00:00:00Z", "2024-01-31T00:00:00Z" },
+        { "UTC", "0 0 30 * *", "2024-03-01T00:00:00Z", "2024-01-30T00:00:00Z" },
+        { "UTC", "0 0 1 * *", "2025-01-01T00:00:00Z", "2024-12-01T00:00:00Z" },
+        { "UTC", "59 23 31 12 *", "2025-12-31T23:59:00Z", "2024-12-31T23:59:00Z" },
+        { "UTC", "0 0 * * *", "2025-01-01T00:00:00Z", "2024-12-31T00:00:00Z" },
+        { "UTC", "30 12 * * *", "2024-03-01T00:00:00Z", "2024-02-29T12:30:00Z" },
+        { "UTC", "30 12 * * *", "2023-03-01T00:00:00Z", "2023-02-28T12:30:00Z" },
+        /* Feb 29: leap years only, and 2100 is not one */
+        { "UTC", "0 12 29 2 *", "2028-02-29T12:00:00Z", "2024-02-29T12:00:00Z" },
+        { "UTC", "0 12 29 2 *", "2024-03-01T00:00:00Z", "2024-02-29T12:00:00Z" },
+        { "UTC", "0 0 29 2 *", "2104-02-29T00:00:00Z", "2096-02-29T00:00:00Z" },
+        { "UTC", "0 0 29 * *", "2023-03-01T00:00:00Z", "2023-01-29T00:00:00Z" },
+        { "UTC", "0 0 29 * *", "2024-03-01T00:00:00Z", "2024-02-29T00:00:00Z" },
+        /* day of week, Sunday as 0 and 7, and the OR rule */
+        { "UTC", "0 9 * * 0", "2024-06-05T00:00:00Z", "2024-06-02T09:00:00Z" },
+        { "UTC", "0 9 * * 7", "2024-06-02T09:00:00Z", "2024-05-26T09:00:00Z" },
+        { "UTC", "0 9 * * mon-fri", "2024-06-03T09:00:00Z", "2024-05-31T09:00:00Z" },
+        { "UTC", "0 0 10 * sat", "2024-07-10T00:00:00Z", "2024-07-06T00:00:00Z" },
+        { "UTC", "0 0 10 * sat", "2024-07-13T00:00:00Z", "2024-07-10T00:00:00Z" },
+        { "UTC", "0 0 */2 * mon", "2024-07-15T00:00:00Z", "2024-07-01T00:00:00Z" },
+        /* steps and ranges */
+        { "UTC", "*/15 9-17 * * 1-5", "2024-07-08T09:00:00Z", "2024-07-05T17:45:00Z" },
+        { "UTC", "5/20 * * * *", "2024-07-01T11:05:00Z", "2024-07-01T10:45:00Z" },
+        { "UTC", "0 */6 * * *", "2024-07-02T00:00:00Z", "2024-07-01T18:00:00Z" },
+        /* sparse schedules: whole months and years are skipped in one step */
+        { "UTC", "* * * 1-6 *", "2024-09-15T12:00:00Z", "2024-06-30T23:59:00Z" },
+        { "UTC", "* * * 1-6 *", "2024-03-15T12:00:30Z", "2024-03-15T12:00:00Z" },
+        { "UTC", "* * * 1-6 *", "2024-01-01T00:00:00Z", "2023-06-30T23:59:00Z" },
+        { "UTC", "@yearly", "2024-06-01T00:00:00Z", "2024-01-01T00:00:00Z" },
+        { "UTC", "0 0 13 * fri", "2024-09-14T00:00:00Z", "2024-09-13T00:00:00Z" },
+        /* local time, no transition */
+        { "Europe/Berlin", "0 0 * * *", "2024-06-01T12:00:00Z", "2024-05-31T22:00:00Z" },
+        { "Australia/Sydney", "0 0 1 * *", "2024-06-15T00:00:00Z", "2024-05-31T14:00:00Z" },
+        /* Europe/Berlin spring forward, 2024-03-31 01:00Z: the skipped 02:30
+         * fired at 03:00 CEST */
+        { "Europe/Berlin", "30 2 * * *", "2024-03-31T01:00:01Z", "2024-03-31T01:00:00Z" },
+        { "Europe/Berlin", "30 2 * * *", "2024-03-31T01:00:00Z", "2024-03-30T01:30:00Z" },
+        { "Europe/Berlin", "30 2 * * *", "2024-04-01T00:30:00Z", "2024-03-31T01:00:00Z" },
+        { "Europe/Berlin", "*/15 * * * *", "2024-03-31T01:15:00Z", "2024-03-31T01:00:00Z" },
+        { "Europe/Berlin", "*/15 * * * *", "2024-03-31T01:00:00Z", "2024-03-31T00:45:00Z" },
+        { "Europe/Berlin", "30 * * * *", "2024-03-31T01:30:00Z", "2024-03-31T01:00:00Z" },
+        /* Europe/Berlin fall back, 2024-10-27 01:00Z: the repeated hour's
+         * second pass holds no slot */
+        { "Europe/Berlin", "30 2 * * *", "2024-10-28T01:30:00Z", "2024-10-27T00:30:00Z" },
+        { "Europe/Berlin", "30 2 * * *", "2024-10-27T01:30:00Z", "2024-10-27T00:30:00Z" },
+        { "Europe/Berlin", "*/15 * * * *", "2024-10-27T02:00:00Z", "2024-10-27T00:45:00Z" },
+        { "Europe/Berlin", "*/15 * * * *", "2024-10-27T01:10:00Z", "2024-10-27T00:45:00Z" },
+        { "Europe/Berlin", "*/15 * * * *", "2024-10-27T02:00:01Z", "2024-10-27T02:00:00Z" },
+        { "Europe/Berlin", "0 * * * *", "2024-10-27T02:00:00Z", "2024-10-27T00:00:00Z" },
+        { "Europe/Berlin", "0 3 * * *", "2024-10-28T00:00:00Z", "2024-10-27T02:00:00Z" },
+        /* America/New_York: 2024-03-10 07:00Z forward, 2024-11-03 06:00Z back */
+        { "America/New_York", "30 2 * * *", "2024-03-11T06:30:00Z", "2024-03-10T07:00:00Z" },
+        { "America/New_York", "30 2 * * *", "2024-03-10T07:00:00Z", "2024-03-09T07:30:00Z" },
+        { "America/New_York", "*/20 * * * *", "2024-03-10T07:20:00Z", "2024-03-10T07:00:00Z" },
+        { "America/New_York", "*/20 * * * *", "2024-03-10T07:00:00Z", "2024-03-10T06:40:00Z" },
+        { "America/New_York", "30 1 * * *", "2024-11-03T06:30:00Z", "2024-11-03T05:30:00Z" },
+        { "America/New_York", "30 1 * * *", "2024-11-04T06:30:00Z", "2024-11-03T05:30:00Z" },
+        { "America/New_York", "*/30 * * * *", "2024-11-03T07:00:00Z", "2024-11-03T05:30:00Z" },
+        { "America/New_York", "0 2 * * *", "2024-11-04T00:00:00Z", "2024-11-03T07:00:00Z" },
+        /* Australia/Lord_Howe moves by 30 minutes: 2024-10-05 15:30Z
+         * (02:00 -> 02:30) and 2024-04-06 15:00Z (02:00 -> 01:30) */
+        { "Australia/Lord_Howe", "*/10 * * * *", "2024-10-05T15:40:00Z", "2024-10-05T15:30:00Z" },
+        { "Australia/Lord_Howe", "*/10 * * * *", "2024-10-05T15:30:00Z", "2024-10-05T15:20:00Z" },
+        { "Australia/Lord_Howe", "15 2 * * *", "2024-10-05T15:30:01Z", "2024-10-05T15:30:00Z" },
+        { "Australia/Lord_Howe", "*/10 * * * *", "2024-04-06T15:30:00Z", "2024-04-06T14:50:00Z" },
+        { "Australia/Lord_Howe", "*/10 * * * *", "2024-04-06T15:05:00Z", "2024-04-06T14:50:00Z" },
+        { "Australia/Lord_Howe", "45 1 * * *", "2024-04-06T15:20:00Z", "2024-04-06T14:45:00Z" },
+        /* midnight skipped (Sao Paulo 2018), a whole day skipped (Apia 2011) */
+        { "America/Sao_Paulo", "0 0 * * *", "2018-11-04T03:00:01Z", "2018-11-04T03:00:00Z" },
+        { "America/Sao_Paulo", "0 0 * * *", "2018-11-04T03:00:00Z", "2018-11-03T03:00:00Z" },
+        { "Pacific/Apia", "0 12 30 12 *", "2012-12-29T22:00:00Z", "2011-12-30T10:00:00Z" },
+};
+
+static void test_prev_table(void **state) {
+        (void)state;
+
+        for (size_t i = 0; i < sizeof(prev_cases) / sizeof(prev_cases[0]); i++) {
+                const NextCase *c = &prev_cases[i];
+                CronExpr *e;
+                time_t got = 0;
+                char gbuf[64];
+                int r;
+
+                set_tz(c->tz);
+                e = parse_ok(c->expr);
+                r = cron_prev(e, rfc3339(c->start), &got);
+                cron_free(e);
+                if (r != 0)
+                        fail_msg("[%s] '%s' before %s: cron_prev = %d, want %s", c->tz, c->expr, c->start, r, c->want);
+                if (got != rfc3339(c->want))
+                        fail_msg("[%s] '%s' before %s: got %s, want %s", c->tz, c->expr, c->start,
+                                 fmt_utc(got, gbuf, sizeof(gbuf)), c->want);
+        }
+}
+
+/* Every slot of the minute-by-minute reference, in each DST window: just
+ * after a slot, at the next one and half-way, cron_prev() names the slot. */
+static void test_prev_vs_reference(void **state) {
+        (void)state;
+        for (size_t wi = 0; wi < sizeof(ref_windows) / sizeof(ref_windows[0]); wi++) {
+                set_tz(ref_windows[wi].tz);
+                for (size_t ei = 0; ei < sizeof(ref_exprs) / sizeof(ref_exprs[0]); ei++) {
+                        CronExpr *e = parse_ok(ref_exprs[ei].expr);
+                        time_t start = rfc3339(ref_windows[wi].from), end = start + 3 * 86400, last = 0;
+                        int64_t seen = wall_of(start);
+
+                        for (time_t t = start + 60; t <= end + 60; t += 60) {
+                                int64_t w = wall_of(t);
+                                bool fires = false;
+
+                                for (int64_t m = seen - seen % 60 + 60; m <= w && !fires; m += 60) {
+                                        time_t mt = (time_t)m;
+                                        struct tm wt;
+
+                                        assert_non_null(gmtime_r(&mt, &wt));
+                                        fires = ref_exprs[ei].pred(&wt);
+                                }
+                                if (w > seen)
+                                        seen = w;
+                                if (!fires)
+                                        continue;
+                                if (last) {
+                                        const time_t probes[] = { last + 1, last + (t - last) / 2, t };
+                                        for (size_t k = 0; k < sizeof(probes) / sizeof(probes[0]); k++) {
+                                                time_t got = 0;
+                                                char a[64], b[64], c[64];
+
+                                                if (cron_prev(e, probes[k], &got) != 0 || got != last)
+                                                        fail_msg("[%s] '%s': cron_prev(%s) gave %s, reference %s",
+                                                                 ref_windows[wi].tz, ref_exprs[ei].expr,
+                                                                 fmt_utc(probes[k], a, sizeof(a)),
+                                                                 fmt_utc(got, b, sizeof(b)),
+                                                                 fmt_utc(last, c, sizeof(c)));
+                                        }
+                                }
+                                last = t;
+                        }
+                        cron_free(e);
+                }
+        }
+}
+
+/* A small deterministic generator, so a failure reproduces. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static uint64_t rng(void) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return rng_state;
+}
+
+/* Random patterns at random instants in many zones, checked against
+ * cron_next() (itself checked against the reference above): p is a slot
+ * (cron_next(p - 1) == p), p < t, and no slot lies in (p, t). */
+static void test_prev_vs_next_random(void **state) {
+        static const char *const minutes[] = { "*", "*/15", "30", "0,45", "5-10", "59" };
+        static const char *const hours[] = { "*", "2", "1-3", "*/6", "23", "0" };
+        static const char *const mdays[] = { "*", "1", "29", "31", "*/2", "15-20" };
+        static const char *const months[] = { "*", "2", "1-6", "*/3", "12", "mar,oct" };
+        static const char *const wdays[] = { "*", "*", "0", "1-5", "sat" };
+        static const char *const zones[] = { "UTC",
+                                             "Europe/Berlin",
+                                             "America/New_York",
+                                             "Australia/Lord_Howe",
+                                             "Australia/Sydney",
+                                             "America/Sao_Paulo",
+                                             "Pacific/Apia",
+                                             "Europe/Dublin",
+                                             "Asia/Kathmandu",
+                                             "America/St_Johns" };
+        const time_t lo = rfc3339("2005-01-01T00:00:00Z"), span = rfc3339("2030-01-01T00:00:00Z") - lo;
+        char expr[64];
+        (void)state;
+
+#define PICK(a) a[rng() % (sizeof(a) / sizeof(a[0]))]
+        for (int i = 0; i < 3000; i++) {
+                snprintf(expr, sizeof(expr), "%s %s %s %s %s", PICK(minutes), PICK(hours), PICK(mdays), PICK(months),
+                         PICK(wdays));
+                set_tz(PICK(zones));
+                CronExpr *e = parse_ok(expr);
+                /* half of the instants near the clock changes of March/April
+                 * and October/November, where the zones above have theirs */
+                time_t t = lo + (time_t)(rng() % (uint64_t)span);
+                if (i % 2) {
+                        struct tm tm;
+                        assert_non_null(gmtime_r(&t, &tm));
+                        tm.tm_mon = (int)(rng() % 2 ? 2 + rng() % 2 : 9 + rng() % 2);
+                        tm.tm_mday = 1 + (int)(rng() % 28);
+                        t = timegm(&tm);
+                }
+                time_t p = 0, n = 0;
+                char a[64], b[64], c[64];
+                int r = cron_prev(e, t, &p);
+                if (r == -ERANGE) { /* then nothing since 8 years before t */
+                        r = cron_next(e, t - 7 * 366 * 86400, &n);
+                        if (r == 0 && n < t)
+                                fail_msg("[%s] '%s' before %s: -ERANGE, but %s is a slot", getenv("TZ"), expr,
+                                         fmt_utc(t, a, sizeof(a)), fmt_utc(n, b, sizeof(b)));
+                        cron_free(e);
+                        continue;
+                }
+                if (r != 0 || p >= t || cron_next(e, p - 1, &n) != 0 || n != p)
+                        fail_msg("[%s] '%s' before %s: cron_prev = %d, %s is not a slot before it", getenv("TZ"), expr,
+                                 fmt_utc(t, a, sizeof(a)), r, fmt_utc(p, b, sizeof(b)));
+                if (cron_next(e, p, &n) == 0 && n < t)
+                        fail_msg("[%s] '%s' before %s: cron_prev gave %s, but %s is a later slot", getenv("TZ"), expr,
+                                 fmt_utc(t, a, sizeof(a)), fmt_utc(p, b, sizeof(b)), fmt_utc(n, c, sizeof(c)));
+                cron_free(e);
+        }
+#undef PICK
+}
+
+static void test_prev_erange(void **state) {
+        static const char *const never[] = { "0 0 30 2 *", "0 0 31 4,6,9,11 *", "* * 30-31 2 *" };
+        (void)state;
+
+        set_tz("Europe/Berlin");
+        for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+                CronExpr *e = parse_ok(never[i]);
+                time_t got = 12345;
+                int r = cron_prev(e, rfc3339("2024-01-01T00:00:00Z"), &got);
+
+                if (r != -ERANGE)
+                        fail_msg("'%s': cron_prev = %d, want -ERANGE", never[i], r);
+                assert_int_equal(got, 12345);
+                cron_free(e);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_valid),        cmocka_unit_test(test_parse_invalid),
                 cmocka_unit_test(test_parse_error_buffer), cmocka_unit_test(test_next_table),
                 cmocka_unit_test(test_next_chain),         cmocka_unit_test(test_next_vs_reference),
-                cmocka_unit_test(test_next_erange),
+                cmocka_unit_test(test_next_erange),        cmocka_unit_test(test_prev_table),
+                cmocka_unit_test(test_prev_vs_reference),  cmocka_unit_test(test_prev_vs_next_random),
+                cmocka_unit_test(test_prev_erange),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

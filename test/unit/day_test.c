@@ -64,6 +64,29 @@ static void test_round_trip(void **state) {
         }
 }
 
+static void test_month_and_weekday(void **state) {
+        (void)state;
+        assert_int_equal(day_days_in_month(2024, 2), 29);
+        assert_int_equal(day_days_in_month(2023, 2), 28);
+        assert_int_equal(day_days_in_month(2000, 2), 29);
+        assert_int_equal(day_days_in_month(2100, 2), 28);
+        assert_int_equal(day_days_in_month(2024, 4), 30);
+        assert_int_equal(day_days_in_month(2024, 12), 31);
+        assert_int_equal(day_weekday(0), 4);  /* 1970-01-01, a Thursday */
+        assert_int_equal(day_weekday(-1), 3); /* 1969-12-31, a Wednesday */
+        assert_int_equal(day_weekday(-4), 0); /* 1969-12-28, a Sunday */
+        Day d;
+        assert_int_equal(day_parse("2024-06-02", &d), 0);
+        assert_int_equal(day_weekday(d), 0);
+        assert_int_equal(day_parse("1900-01-01", &d), 0);
+        assert_int_equal(day_weekday(d), 1);
+        /* every month has its days: the 1st after its last is the next month's */
+        for (int y = 1900; y < 2300; y++)
+                for (unsigned m = 1; m <= 12; m++)
+                        assert_int_equal(day_from_civil(y, m, day_days_in_month(y, m)) + 1,
+                                         m == 12 ? day_from_civil(y + 1, 1, 1) : day_from_civil(y, m + 1, 1));
+}
+
 static void test_sort_unique(void **state) {
         (void)state;
         Day days[] = { 5, 3, 5, -1, 3, 9, 0 };
@@ -76,9 +99,8 @@ static void test_sort_unique(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_known),
-                cmocka_unit_test(test_bad),
-                cmocka_unit_test(test_round_trip),
+                cmocka_unit_test(test_known),       cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_month_and_weekday),
                 cmocka_unit_test(test_sort_unique),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,215 @@
+/* See config_doc.h.  Defaults are written in the syntax a user writes: plain
+ * YAML scalars where they are unambiguous, double-quoted otherwise. */
+#include "config_doc.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "config_internal.h"
+#include "macro.h"
+
+#define EXAMPLE_COMMENT_COLUMN 30
+
+/* Would YAML read s as the plain string s?  Blanks are quoted too, for
+ * readability. */
+static bool plain_ok(const char *s) {
+        static const char *const special[] = { "true", "false", "yes", "no", "on", "off", "null", "~" };
+        if (!*s || strchr("-?:,[]{}#&*!|>'\"%@`", s[0]) || strpbrk(s, " \t\\\"") || strstr(s, ": "))
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(special); i++)
+                if (strcasecmp(s, special[i]) == 0)
+                        return false;
+        return true;
+}
+
+static int put_scalar(Buf *b, const char *s) {
+        if (plain_ok(s))
+                return buf_puts(b, s);
+        int r = buf_puts(b, "\"");
+        for (const char *p = s; r >= 0 && *p; p++)
+                r = *p == '"' || *p == '\\' ? buf_printf(b, "\\%c", *p) : buf_append(b, p, 1);
+        return r < 0 ? r : buf_puts(b, "\"");
+}
+
+/* The default as YAML: a list's comma-separated items in brackets. */
+static int put_default(Buf *b, const KeyDef *k) {
+        if (k->type != KEY_STRLIST)
+                return k->type == KEY_STRING ? put_scalar(b, k->def) : buf_puts(b, k->def);
+        int r = buf_puts(b, "[");
+        for (const char *p = k->def; r >= 0 && *p;) {
+                size_t n = strcspn(p, ",");
+                _cleanup_free_ char *item = strndup(p, n);
+                if (!item)
+                        return -ENOMEM;
+                r = put_scalar(b, item);
+                p += n;
+                if (r >= 0 && *p && *++p)
+                        r = buf_puts(b, ", ");
+        }
+        return r < 0 ? r : buf_puts(b, "]");
+}
+
+static const char *type_doc(const KeyDef *k) {
+        if (k->doc_type)
+                return k->doc_type;
+        switch (k->type) {
+        case KEY_STRING:
+                return "string";
+        case KEY_BOOL:
+                return "bool";
+        case KEY_UINT:
+                return "integer";
+        case KEY_INT64:
+                return "int64";
+        case KEY_DURATION:
+                return "duration";
+        case KEY_STRLIST:
+                return "list of strings";
+        case KEY_LOGLEVEL:
+                return "log level";
+        }
+        return "value";
+}
+
+/* The "meaning" cell: the one-line doc, then what the table
+ * knows (range, required, credential), then doc_more. */
+static int put_meaning(Buf *b, const KeyDef *k) {
+        char lo[32], hi[32];
+        int r = buf_printf(b, "%s.", k->doc); /* as written: it may start with a name ("libpq", "error") */
+        if (r >= 0 && k->type == KEY_UINT)
+                r = buf_printf(b, " From %ju to %ju.", (uintmax_t)k->min, (uintmax_t)k->max);
+        if (r >= 0 && k->type == KEY_DURATION)
+                r = buf_printf(b, " From %s to %s.", duration_format(k->min, lo, sizeof(lo)),
+                               duration_format(k->max, hi, sizeof(hi)));
+        if (r >= 0 && k->required)
+                r = buf_puts(b, " Must not be empty.");
+        if (r >= 0 && k->credential)
+                r = buf_printf(b, " When empty: the systemd credential `%s` if present (see Credentials).",
+                               k->credential);
+        if (r >= 0 && k->doc_more)
+                r = buf_printf(b, " %s", k->doc_more);
+        return r;
+}
+
+static int put_key_row(Buf *b, const KeyDef *k) {
+        int r = buf_printf(b, "| `%s` | %s | `", k->name, type_doc(k));
+        if (r >= 0)
+                r = put_default(b, k);
+        if (r >= 0)
+                r = buf_printf(b, "` | %s | ", k->restart_only ? "restart" : "SIGHUP");
+        if (r >= 0)
+                r = put_meaning(b, k);
+        return r < 0 ? r : buf_puts(b, " |\n");
+}
+
+static bool in_section(const KeyDef *k, const char *section) {
+        size_t n = section ? strlen(section) : 0;
+        if (!section)
+                return !strchr(k->name, '.');
+        return strncmp(k->name, section, n) == 0 && k->name[n] == '.';
+}
+
+static int put_section(Buf *b, const KeySection *s) {
+        int r = s->name ? buf_printf(b, "### `%s` (%s)\n\n", s->name, s->title) : buf_puts(b, "### Top level\n\n");
+        if (r >= 0)
+                r = buf_puts(b, "| key | type | default | reload | meaning |\n|---|---|---|---|---|\n");
+        for (size_t i = 0; r >= 0 && i < config_n_keys; i++)
+                if (in_section(&config_keys[i], s->name))
+                        r = put_key_row(b, &config_keys[i]);
+        return r;
+}
+
+static int write_buf(FILE *f, const Buf *b) {
+        if (b->len > 0 && fwrite(b->data, 1, b->len, f) != b->len)
+                return -EIO;
+        return fflush(f) == 0 ? 0 : -errno;
+}
+
+int config_doc_reference(FILE *f) {
+        static const KeySection top = { NULL, NULL };
+        _cleanup_(buf_free) Buf b = { 0 };
+        int r = put_section(&b, &top);
+        for (const KeySection *s = config_sections; r >= 0 && s->name; s++) {
+                r = buf_puts(&b, "\n");
+                if (r >= 0)
+                        r = put_section(&b, s);
+        }
+        return r < 0 ? r : write_buf(f, &b);
+}
+
+static const char example_header[] =
+        "# salesd configuration (/etc/salesd/salesd.yaml).\n"
+        "#\n"
+        "# Every key is shown with its default; delete what you do not change.\n"
+        "# Durations: a number and a unit (ms, s, m, h, d), parts may be combined: 1h30m.\n"
+        "# Any key can be overridden from the environment: SALESD_ + the key path in\n"
+        "# capitals with '.' replaced by '_' (SALESD_POSTGRES_CONNINFO, SALESD_OVERLAP).\n"
+        "# Validate with `salesd -c FILE check-config`. Reference: docs/configuration.md.\n"
+        "# Generated from lib/config_keys.c by `make config-docs`.\n";
+
+static int put_example_key(Buf *b, const KeyDef *k) {
+        const char *dot = strchr(k->name, '.');
+        size_t start = b->len;
+        int r = buf_printf(b, "%s%s: ", dot ? "  " : "", dot ? dot + 1 : k->name);
+        if (r >= 0)
+                r = put_default(b, k);
+        size_t width = b->len - start;
+        if (r >= 0)
+                r = buf_printf(b, "%*s# %s",
+                               width + 2 < EXAMPLE_COMMENT_COLUMN ? (int)(EXAMPLE_COMMENT_COLUMN - width) : 2, "",
+                               k->doc);
+        if (r >= 0 && k->credential)
+                r = buf_printf(b, "; else $CREDENTIALS_DIRECTORY/%s", k->credential);
+        if (r >= 0 && k->restart_only)
+                r = buf_puts(b, " (restart needed to change)");
+        return r < 0 ? r : buf_puts(b, "\n");
+}
+
+int config_doc_example(FILE *f) {
+        _cleanup_(buf_free) Buf b = { 0 };
+        int r = buf_puts(&b, example_header);
+        for (size_t i = 0; r >= 0 && i < config_n_keys; i++) {
+                const KeyDef *k = &config_keys[i];
+                const char *dot = strchr(k->name, '.');
+                size_t n = dot ? (size_t)(dot - k->name) : 0;
+                bool first = i == 0 || (dot && strncmp(config_keys[i - 1].name, k->name, n + 1) != 0);
+                if (first)
+                        r = dot ? buf_printf(&b, "\n%.*s:\n", (int)n, k->name) : buf_puts(&b, "\n");
+                if (r >= 0)
+                        r = put_example_key(&b, k);
+        }
+        return r < 0 ? r : write_buf(f, &b);
+}
+
+/* The start of the line holding marker at or after from, or NULL. */
+static const char *find_marker_line(const char *doc, const char *from, const char *marker) {
+        for (const char *p = strstr(from, marker); p; p = strstr(p + 1, marker))
+                if (p == doc || p[-1] == '\n')
+                        return p;
+        return NULL;
+}
+
+int config_doc_splice(const char *doc, const char *generated, char **ret, char *err, size_t errlen) {
+        const char *begin = find_marker_line(doc, doc, CONFIG_DOC_BEGIN);
+        const char *end = begin ? find_marker_line(doc, begin, CONFIG_DOC_END) : NULL;
+        if (!begin || !end) {
+                snprintf(err, errlen, "marker line '%s' missing", begin ? CONFIG_DOC_END : CONFIG_DOC_BEGIN);
+                return -EINVAL;
+        }
+        const char *after_begin = begin + strcspn(begin, "\n");
+        after_begin += *after_begin == '\n';
+        _cleanup_(buf_free) Buf b = { 0 };
+        int r = buf_append(&b, doc, (size_t)(after_begin - doc));
+        if (r >= 0)
+                r = buf_puts(&b, generated);
+        if (r >= 0)
+                r = buf_puts(&b, end);
+        if (r < 0)
+                return r;
+        *ret = buf_steal(&b);
+        return 0;
+}
