@@ -13,7 +13,7 @@
  *
  * All state below is owned by the loop thread, except what a job's thread
  * reads from its own Job (a config reference taken at start) and the
- * RunRowQueue/RunControl, which lock for themselves. */
+ * RunBacklog/RunControl, which lock for themselves. */
 #include "manager.h"
 
 #include <errno.h>
@@ -34,7 +34,9 @@
 
 #include "cron.h"
 #include "day.h"
+#include "backlog.h"
 #include "health.h"
+#include "sink.h"
 #include "http.h"
 #include "listener.h"
 #include "log.h"
@@ -81,7 +83,7 @@ struct Manager {
         ConfigRef *config;
         CronExpr *cron;
         Health health;
-        RunRowQueue *queue;
+        RunBacklog *backlog;
         RunControl control;
         atomic_bool heartbeat_cancel;
         HttpServer *http;
@@ -108,7 +110,7 @@ struct Manager {
 /* ---------- small helpers ---------- */
 
 static usec_t now_realtime(void) {
-        return run_now_realtime();
+        return now_usec(CLOCK_REALTIME);
 }
 
 static usec_t now_monotonic(void) {
@@ -190,12 +192,12 @@ static void *job_thread(void *userdata) {
         switch (j->kind) {
         case JOB_RUN: {
                 RunOptions o = { .trigger = j->trigger, .instance = c->instance };
-                j->result = run_execute(c, &o, &j->manager->control, j->manager->queue, &j->record, &j->outcome);
+                j->result = run_execute(c, &o, &j->manager->control, j->manager->backlog, &j->record, &j->outcome);
                 break;
         }
         case JOB_HEARTBEAT:
-                j->result =
-                        run_write_heartbeat(c, &j->heartbeat, &j->manager->heartbeat_cancel, j->err, sizeof(j->err));
+                j->result = sink_heartbeat_once(&c->clickhouse, &j->heartbeat, &j->manager->heartbeat_cancel, j->err,
+                                                sizeof(j->err));
                 break;
         case JOB_SCHEMA:
                 j->result = schema_check(&c->clickhouse, true, &j->manager->control.cancel, j->err, sizeof(j->err));
@@ -290,7 +292,7 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
         if (!out->run_row_written)
                 log_warning("run %s: its salesd_runs row could not be written; kept in memory (%zu pending) for the "
                             "next successful write",
-                            rec->run_id, run_row_queue_pending(m->queue, NULL));
+                            rec->run_id, run_backlog_pending(m->backlog, NULL));
 }
 
 static void on_run_done(Manager *m, Job *j) {
@@ -306,7 +308,7 @@ static void on_run_done(Manager *m, Job *j) {
         if (j->record.status == RUN_STATUS_SUCCESS && watermark_parse(j->outcome.watermark, &wm) == 0)
                 m->health.watermark = wm;
         uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
+        m->health.run_rows_pending = run_backlog_pending(m->backlog, &dropped);
         m->health.run_rows_dropped_total = dropped;
         log_run_result(m, &j->record, &j->outcome);
         update_status(m);
@@ -642,7 +644,7 @@ static int http_healthz(void *userdata, char **ret_body) {
         Manager *m = userdata;
         int status = 500;
         uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
+        m->health.run_rows_pending = run_backlog_pending(m->backlog, &dropped);
         m->health.run_rows_dropped_total = dropped;
         *ret_body = health_render_json(&m->health, now_realtime(), schedule_period(m), &status);
         return *ret_body ? status : 500;
@@ -659,7 +661,7 @@ static int http_readyz(void *userdata, char **ret_body) {
 static int http_metrics(void *userdata, char **ret_body) {
         Manager *m = userdata;
         uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
+        m->health.run_rows_pending = run_backlog_pending(m->backlog, &dropped);
         m->health.run_rows_dropped_total = dropped;
         *ret_body = health_render_metrics(&m->health, now_realtime(), schedule_period(m));
         return *ret_body ? 200 : 500;
@@ -708,9 +710,7 @@ static void manager_free(Manager *m) {
         sd_event_unref(m->event);
         cron_free(m->cron);
         config_unref(m->config);
-        if (m->queue)
-                run_row_queue_done(m->queue);
-        free(m->queue);
+        run_backlog_free(m->backlog);
         run_control_done(&m->control);
         free(m->config_path);
         free(m);
@@ -732,14 +732,12 @@ static int manager_new(const char *config_path, Config *config, Manager **ret) {
         job_init(m, &m->heartbeat_job);
         m->config = config_ref_new(config);
         m->config_path = strdup(config_path);
-        m->queue = malloc(sizeof(RunRowQueue));
-        if (!m->config || !m->config_path || !m->queue) {
+        if (!m->config || !m->config_path || run_backlog_new(&m->backlog) < 0) {
                 if (!m->config)
                         config_free(config);
                 manager_free(m);
                 return -ENOMEM;
         }
-        run_row_queue_init(m->queue);
         m->health.instance = cfg(m)->instance;
         m->health.version = SALESD_VERSION;
         m->health.started_at = now_realtime();
