@@ -19,7 +19,8 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_check.c lib/config_conninfo.c \
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
-            lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/watermark.c lib/run.c lib/health.c
+            lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
+            lib/backlog.c lib/run.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
@@ -32,18 +33,24 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen
+UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text sink apply backlog
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := $(CONFIG_SRCS) lib/config_doc.c lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c
 unit_cron_DEPS := lib/cron.c lib/day.c
 unit_day_DEPS := lib/day.c
 unit_money_DEPS := lib/money.c
-unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c
+unit_metrics_DEPS := lib/metrics.c lib/money.c lib/day.c
 unit_tsv_DEPS := lib/tsv.c lib/buf.c
 unit_watermark_DEPS := lib/watermark.c lib/day.c
 unit_health_DEPS := lib/health.c
 unit_http_DEPS := daemon/http.c lib/listen.c lib/log.c
 unit_listen_DEPS := lib/listen.c
+unit_text_DEPS := lib/text.c
+SINK_DEPS := lib/sink.c lib/ch.c lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c lib/text.c lib/log.c \
+             lib/watermark.c
+unit_sink_DEPS := $(SINK_DEPS)
+unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
+unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv
@@ -93,7 +100,7 @@ $(BUILD)/gen/schema_sql.c: $(SQL_CH) $(BUILD)/gen/schema_sql.h Makefile
 
 # ---- unit tests (cmocka, AddressSanitizer + UndefinedBehaviorSanitizer) ----
 .SECONDEXPANSION:
-$(BUILD)/test/%_test: test/unit/%_test.c $$(unit_$$*_DEPS) $(HDRS) | $(BUILD)/gen/schema_sql.h
+$(BUILD)/test/%_test: test/unit/%_test.c $$(unit_$$*_DEPS) $(HDRS) $(wildcard test/unit/*.h) | $(BUILD)/gen/schema_sql.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -o $@ $< $(unit_$*_DEPS) $(LIBS) $(shell pkg-config --libs cmocka)
 

@@ -15,11 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "buf.h"
 #include "config.h"
 #include "day.h"
 #include "health.h"
 #include "log.h"
+#include "macro.h"
 #include "manager.h"
 #include "run.h"
 #include "schema.h"
@@ -108,27 +110,22 @@ static int verify_schema(const Config *c, bool create, bool *ret_unavailable) {
 }
 
 static int do_run(const Config *c, const char *trigger, const Day *days, size_t n_days) {
+        _cleanup_(run_backlog_freep) RunBacklog *backlog = NULL;
         RunControl ctl;
-        RunRowQueue *q = malloc(sizeof(RunRowQueue));
         RunRecord rec;
         RunOutcome out;
         bool unavailable = false;
 
-        if (!q)
+        if (run_backlog_new(&backlog) < 0)
                 return 1;
         int r = verify_schema(c, false, &unavailable);
-        if (r < 0) {
-                free(q);
+        if (r < 0)
                 return exit_code_for(r, unavailable);
-        }
         run_control_init(&ctl);
-        run_row_queue_init(q);
         RunOptions o = { .trigger = trigger, .days = days, .n_days = n_days, .instance = c->instance };
-        r = run_execute(c, &o, &ctl, q, &rec, &out);
+        r = run_execute(c, &o, &ctl, backlog, &rec, &out);
         log_run(&rec, &out, days != NULL);
-        run_row_queue_done(q);
         run_control_done(&ctl);
-        free(q);
         return exit_code_for(r, out.server_unavailable);
 }
 

@@ -13,7 +13,7 @@
  *
  * All state below is owned by the loop thread, except what a task's thread
  * reads and writes in its own Task (a config reference taken at start) and
- * the RunRowQueue/RunControl, which lock for themselves. */
+ * the RunBacklog/RunControl, which lock for themselves. */
 #include "manager.h"
 
 #include <errno.h>
@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "cron.h"
 #include "duration.h"
 #include "health.h"
@@ -41,6 +42,7 @@
 #include "macro.h"
 #include "run.h"
 #include "schema.h"
+#include "sink.h"
 #include "watermark.h"
 
 #define STOP_GRACE_USEC   (8 * USEC_PER_SEC)
@@ -82,7 +84,7 @@ struct Manager {
         ConfigRef *config;
         CronExpr *cron;
         Health health;
-        RunRowQueue *queue;
+        RunBacklog *backlog;
         RunControl control;
         atomic_bool heartbeat_cancel;
         HttpServer *http;
@@ -156,7 +158,7 @@ static usec_t schedule_period(const Manager *m) {
 /* The run-row backlog as /healthz, /metrics and the heartbeat report it. */
 static void health_update_backlog(Manager *m) {
         uint64_t dropped = 0;
-        m->health.run_rows_pending = run_row_queue_pending(m->queue, &dropped);
+        m->health.run_rows_pending = run_backlog_pending(m->backlog, &dropped);
         m->health.run_rows_dropped_total = dropped;
 }
 
@@ -182,12 +184,12 @@ static void task_thread(void *userdata) {
         switch (t->kind) {
         case TASK_RUN: {
                 RunOptions o = { .trigger = t->trigger, .instance = c->instance };
-                t->result = run_execute(c, &o, &t->manager->control, t->manager->queue, &t->record, &t->outcome);
+                t->result = run_execute(c, &o, &t->manager->control, t->manager->backlog, &t->record, &t->outcome);
                 break;
         }
         case TASK_HEARTBEAT:
-                t->result =
-                        run_write_heartbeat(c, &t->heartbeat, &t->manager->heartbeat_cancel, t->err, sizeof(t->err));
+                t->result = sink_heartbeat_once(&c->clickhouse, &t->heartbeat, &t->manager->heartbeat_cancel, t->err,
+                                                sizeof(t->err));
                 break;
         case TASK_SCHEMA:
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
@@ -288,7 +290,7 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
         if (!out->run_row_written)
                 log_warning("run %s: its salesd_runs row could not be written; kept in memory (%zu pending) for the "
                             "next successful write",
-                            rec->run_id, run_row_queue_pending(m->queue, NULL));
+                            rec->run_id, run_backlog_pending(m->backlog, NULL));
 }
 
 static void on_run_done(Manager *m, Task *t) {
@@ -672,9 +674,7 @@ static void manager_free(Manager *m) {
         sd_event_unref(m->event);
         cron_free(m->cron);
         config_unref(m->config);
-        if (m->queue)
-                run_row_queue_done(m->queue);
-        free(m->queue);
+        run_backlog_free(m->backlog);
         run_control_done(&m->control);
         free(m->config_path);
         free(m);
@@ -780,10 +780,8 @@ static int manager_alloc(const char *config_path, const Config *c, Manager **ret
         m->clock_fd = -1;
         run_control_init(&m->control);
         atomic_init(&m->heartbeat_cancel, false);
-        m->queue = malloc(sizeof(RunRowQueue));
-        if (!m->queue)
+        if (run_backlog_new(&m->backlog) < 0)
                 return -ENOMEM;
-        run_row_queue_init(m->queue);
         m->config_path = strdup(config_path);
         if (!m->config_path)
                 return -ENOMEM;

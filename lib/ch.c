@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "text.h"
 
 #define MAX_RESPONSE_BYTES (256u * 1024u * 1024u)
 #define BACKOFF_BASE_MS    200u
@@ -109,19 +110,9 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
         return cancelled(userdata) ? 1 : 0;
 }
 
-/* The statement for messages: one line, at most ~160 characters. */
+/* The statement for messages: one line, at most ~200 characters. */
 static const char *abbreviate(const char *sql, char *buf, size_t len) {
-        size_t j = 0;
-        for (size_t i = 0; sql[i] && j + 4 < len; i++) {
-                char ch = (sql[i] == '\n' || sql[i] == '\t') ? ' ' : sql[i];
-                if (ch == ' ' && (j == 0 || buf[j - 1] == ' '))
-                        continue;
-                buf[j++] = ch;
-        }
-        if (j + 4 >= len)
-                memcpy(buf + j, "...", 3), j += 3;
-        buf[j] = '\0';
-        return buf;
+        return text_one_line(sql, buf, len);
 }
 
 /* ClickHouse's error text: the body up to the first newline run, trimmed. */

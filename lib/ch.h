@@ -21,6 +21,9 @@ typedef struct ChClient ChClient;
 
 int ch_client_new(const ClickHouseConfig *c, ChClient **ret, char *err, size_t errlen);
 void ch_client_free(ChClient *c);
+static inline void ch_client_freep(ChClient **c) {
+        ch_client_free(*c);
+}
 
 /* While *flag is true, requests and backoff sleeps stop early (-ECANCELED). */
 void ch_client_set_cancel_flag(ChClient *c, const atomic_bool *flag);

@@ -34,12 +34,6 @@ static const struct {
         { 1800 * USEC_PER_SEC, "1800" },
 };
 
-static const char *const run_status_names[_RUN_STATUS_MAX] = {
-        [RUN_STATUS_SUCCESS] = "success",
-        [RUN_STATUS_FAILED] = "failed",
-        [RUN_STATUS_SKIPPED] = "skipped",
-};
-
 static const char *const health_state_names[] = {
         [HEALTH_OK] = "ok",
         [HEALTH_STANDBY] = "standby",
@@ -47,12 +41,6 @@ static const char *const health_state_names[] = {
 };
 
 #define N_HEALTH_STATES (sizeof(health_state_names) / sizeof(health_state_names[0]))
-
-const char *run_status_to_string(RunStatus s) {
-        if ((unsigned)s >= _RUN_STATUS_MAX)
-                return "unknown";
-        return run_status_names[s];
-}
 
 const char *health_state_to_string(HealthState s) {
         if ((unsigned)s >= N_HEALTH_STATES)
@@ -243,7 +231,8 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
 
         put_header(f, "salesd_runs_total", "counter", "Finished runs by outcome.");
         for (size_t i = 0; i < _RUN_STATUS_MAX; i++)
-                fprintf(f, "salesd_runs_total{status=\"%s\"} %" PRIu64 "\n", run_status_names[i], h->runs_total[i]);
+                fprintf(f, "salesd_runs_total{status=\"%s\"} %" PRIu64 "\n", run_status_to_string((RunStatus)i),
+                        h->runs_total[i]);
 
         put_header(f, "salesd_run_duration_seconds", "histogram",
                    "Wall-clock duration of finished runs, skipped ones included.");

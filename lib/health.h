@@ -8,26 +8,7 @@
 #include <stdint.h>
 
 #include "duration.h"
-
-typedef enum RunStatus {
-        RUN_STATUS_SUCCESS,
-        RUN_STATUS_FAILED,
-        RUN_STATUS_SKIPPED,
-        _RUN_STATUS_MAX,
-} RunStatus;
-
-const char *run_status_to_string(RunStatus s);
-
-typedef struct RunRecord {
-        char run_id[37];     /* UUID text */
-        const char *trigger; /* static string: start, schedule, signal, http, notify, cli */
-        RunStatus status;
-        usec_t started_at; /* CLOCK_REALTIME, usec */
-        usec_t finished_at;
-        unsigned days_recomputed;
-        unsigned days_written;
-        char error[512]; /* "" on success; why, on skip */
-} RunRecord;
+#include "run.h"
 
 /* Upper bounds (seconds) of the run-duration histogram buckets. */
 #define HEALTH_DURATION_BUCKETS 10

@@ -7,9 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
-#include "buf.h"
 #include "day.h"
 #include "money.h"
 
@@ -44,12 +42,3 @@ bool metrics_equal(const DayStats *a, const DayStats *b);
  * days that were not computed.  Returns the number of days to write. */
 size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *stored, size_t n_stored,
                            uint64_t run_version, uint64_t *ret_versions);
-
-/* One TabSeparated row of daily_sales_stats, computed_at as Unix seconds,
- * zero-padded to 10 digits: ClickHouse 18.16 reads a shorter number as a
- * malformed date, not as a timestamp. */
-int metrics_append_tsv(Buf *b, const DayStats *s, time_t computed_at, uint64_t version);
-
-/* Parses a row of "date orders items revenue cost profit aov version" as
- * selected by the sink.  -EINVAL on malformed input (err says which field). */
-int metrics_parse_stored(char **fields, size_t n, StoredDay *ret, char *err, size_t errlen);

@@ -13,6 +13,8 @@
 
 #include "buf.h"
 #include "log.h"
+#include "macro.h"
+#include "text.h"
 
 #define TS_FORMAT "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
 
@@ -51,21 +53,6 @@ static char *quote_table(PGconn *conn, const char *name) {
         return buf_steal(&b);
 }
 
-/* libpq's messages end with a newline and may span lines; keep one line. */
-static const char *one_line(const char *msg, char *buf, size_t len) {
-        size_t j = 0;
-        for (size_t i = 0; msg && msg[i] && j + 1 < len; i++) {
-                char ch = msg[i] == '\n' || msg[i] == '\t' ? ' ' : msg[i];
-                if (ch == ' ' && (j == 0 || buf[j - 1] == ' '))
-                        continue;
-                buf[j++] = ch;
-        }
-        while (j > 0 && buf[j - 1] == ' ')
-                j--;
-        buf[j] = '\0';
-        return buf;
-}
-
 static int query_failed(PgSource *s, const char *what, PGresult *res, char *err, size_t errlen) {
         char msg[768];
         const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
@@ -74,7 +61,8 @@ static int query_failed(PgSource *s, const char *what, PGresult *res, char *err,
 
         if (state && strcmp(state, "57014") == 0)
                 r = -ECANCELED; /* query_canceled: our cancel or statement_timeout */
-        snprintf(err, errlen, "postgres %s: query '%s' failed: %s%s", s->where, what, one_line(text, msg, sizeof(msg)),
+        snprintf(err, errlen, "postgres %s: query '%s' failed: %s%s", s->where, what,
+                 text_one_line(text, msg, sizeof(msg)),
                  r == -ECONNREFUSED ? " (connection lost; the next run retries)" : "");
         PQclear(res);
         return r;
@@ -126,7 +114,7 @@ int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
                 snprintf(err, errlen,
                          "cannot connect to postgres %s: %s (check postgres.conninfo, that the server is up, and the "
                          "password in postgres.password_file, PGPASSWORD or ~/.pgpass)",
-                         s->where, one_line(PQerrorMessage(s->conn), msg, sizeof(msg)));
+                         s->where, text_one_line(PQerrorMessage(s->conn), msg, sizeof(msg)));
                 pg_source_free(s);
                 return -ECONNREFUSED;
         }
@@ -346,33 +334,49 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
         return 0;
 }
 
-static int parse_u64_text(const char *s, uint64_t *ret) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || *end || *s == '-')
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
-int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
-        const Config *c = s->config;
-        Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
-        PGresult *res = NULL;
+/* The aggregate's parameters: the days as a date[] literal, the completed
+ * statuses as a text[] literal. */
+static int aggregate_params(const Config *c, const Day *days, size_t n, Buf *day_list, Buf *statuses) {
         size_t n_statuses = 0;
         int r = 0;
-
         for (size_t i = 0; i < n && r == 0; i++) {
                 char d[DAY_STRLEN];
-                r = buf_printf(&day_list, "%s%s", i ? "," : "{", day_format(days[i], d));
+                r = buf_printf(day_list, "%s%s", i ? "," : "{", day_format(days[i], d));
         }
         if (r == 0)
-                r = buf_puts(&day_list, n ? "}" : "{}");
+                r = buf_puts(day_list, n ? "}" : "{}");
         while (c->postgres.completed_statuses[n_statuses])
                 n_statuses++;
         if (r == 0)
-                r = append_array_literal(&statuses, (const char *const *)c->postgres.completed_statuses, n_statuses);
+                r = append_array_literal(statuses, (const char *const *)c->postgres.completed_statuses, n_statuses);
+        return r;
+}
+
+/* One row of the aggregate: day, orders, items, revenue, cost as text. */
+static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d, char *err, size_t errlen) {
+        if (day_parse(PQgetvalue(res, row, 0), &d->day) == 0 &&
+            text_parse_u64(PQgetvalue(res, row, 1), &d->total_orders) == 0 &&
+            text_parse_u64(PQgetvalue(res, row, 2), &d->total_items_sold) == 0 &&
+            money_parse(PQgetvalue(res, row, 3), &d->total_revenue) == 0 &&
+            money_parse(PQgetvalue(res, row, 4), &d->total_cost) == 0) {
+                metrics_finish(d);
+                return 0;
+        }
+        snprintf(err, errlen,
+                 "postgres %s: query 'aggregate affected days' returned values salesd cannot store exactly for day %s "
+                 "(orders '%s', items '%s', revenue '%s', cost '%s'); check that quantity is an integer and "
+                 "price/cost_price have at most 2 decimal places",
+                 s->where, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
+                 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
+        return -ERANGE;
+}
+
+DEFINE_POINTER_CLEANUP_FUNC(PGresult, PQclear)
+
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = aggregate_params(s->config, days, n, &day_list, &statuses);
         /* One range per local day (its two midnights as timestamptz) drives an
          * index range scan on orders.order_date; the LATERAL sums each order's
          * items through order_items(order_id).  This keeps the planner from
@@ -392,53 +396,27 @@ int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, 
                                "   FROM %s i WHERE i.order_id = o.order_id) AS it ON true"
                                " GROUP BY r.d ORDER BY r.d",
                                s->orders, s->items);
-        if (r < 0) {
-                buf_free(&sql);
-                buf_free(&day_list);
-                buf_free(&statuses);
+        if (r < 0)
                 return r;
-        }
-        const char *params[] = { day_list.data, c->timezone, statuses.data };
+        const char *params[] = { day_list.data, s->config->timezone, statuses.data };
         r = exec_params(s, "aggregate affected days", sql.data, 3, params, &res, err, errlen);
-        buf_free(&sql);
-        buf_free(&day_list);
-        buf_free(&statuses);
         if (r < 0)
                 return r;
 
         size_t rows = (size_t)PQntuples(res);
-        DayStats *out = calloc(rows ? rows : 1, sizeof(DayStats));
-        if (!out) {
-                PQclear(res);
+        _cleanup_free_ DayStats *out = calloc(rows + 1, sizeof(DayStats));
+        if (!out)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < rows; i++) {
-                DayStats *d = &out[i];
-                int row = (int)i;
-                if (day_parse(PQgetvalue(res, row, 0), &d->day) < 0 ||
-                    parse_u64_text(PQgetvalue(res, row, 1), &d->total_orders) < 0 ||
-                    parse_u64_text(PQgetvalue(res, row, 2), &d->total_items_sold) < 0 ||
-                    money_parse(PQgetvalue(res, row, 3), &d->total_revenue) < 0 ||
-                    money_parse(PQgetvalue(res, row, 4), &d->total_cost) < 0) {
-                        snprintf(err, errlen,
-                                 "postgres %s: query 'aggregate affected days' returned values salesd cannot store "
-                                 "exactly for day %s (orders '%s', items '%s', revenue '%s', cost '%s'); check that "
-                                 "quantity is an integer and price/cost_price have at most 2 decimal places",
-                                 s->where, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
-                                 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
-                        PQclear(res);
-                        free(out);
-                        return -ERANGE;
-                }
-                metrics_finish(d);
+                r = parse_aggregate_row(s, res, (int)i, &out[i], err, errlen);
+                if (r < 0)
+                        return r;
         }
-        PQclear(res);
         if (rows != n) {
                 snprintf(err, errlen, "postgres %s: query 'aggregate affected days' returned %zu days, expected %zu",
                          s->where, rows, n);
-                free(out);
                 return -EIO;
         }
-        *ret = out;
+        *ret = TAKE_PTR(out);
         return 0;
 }

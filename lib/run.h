@@ -1,13 +1,13 @@
 /* One pipeline run (SPEC §4): lock, guard, snapshot, affected days,
- * aggregate, compare, insert only what changed, advance the watermark, record
- * the run.  A run owns its own Postgres connection and ClickHouse client and
- * is safe to execute on a worker thread; run_control_cancel() stops it from
- * any thread.  A crash or cancel at any point loses nothing: the watermark
- * moves only after the rows it covers are stored, so the next run redoes the
- * same days.
+ * aggregate, compare, insert only what changed, advance the watermark,
+ * record the run.  A run owns its own Postgres connection and ClickHouse
+ * sink and is safe to execute on a worker thread; run_control_cancel()
+ * stops it from any thread.  A crash or cancel at any point loses nothing:
+ * the watermark moves only after the rows it covers are stored, so the next
+ * run redoes the same days.
  *
- * Also the writers of salesd_runs rows (with a bounded in-memory backlog for
- * rows that could not be written) and of the heartbeat. */
+ * Also the run's record (the salesd_runs row), which the daemon's health
+ * picture and the run-row backlog consume. */
 #pragma once
 
 #include <pthread.h>
@@ -18,24 +18,35 @@
 
 #include "config.h"
 #include "day.h"
-#include "health.h"
+#include "duration.h"
 #include "pg.h"
+#include "watermark.h"
 
-#define RUN_ROWS_BACKLOG_MAX 1000
+typedef enum RunStatus {
+        RUN_STATUS_SUCCESS,
+        RUN_STATUS_FAILED,
+        RUN_STATUS_SKIPPED,
+        _RUN_STATUS_MAX,
+} RunStatus;
 
-/* salesd_runs rows not yet written (ClickHouse was down), oldest first. */
-typedef struct RunRowQueue {
-        pthread_mutex_t lock;
-        RunRecord rows[RUN_ROWS_BACKLOG_MAX];
-        size_t head;
-        size_t count;
-        uint64_t dropped; /* oldest rows discarded because the backlog was full */
-} RunRowQueue;
+static inline const char *run_status_to_string(RunStatus s) {
+        static const char *const names[_RUN_STATUS_MAX] = { "success", "failed", "skipped" };
+        return (unsigned)s < _RUN_STATUS_MAX ? names[s] : "unknown";
+}
 
-void run_row_queue_init(RunRowQueue *q);
-void run_row_queue_done(RunRowQueue *q);
-void run_row_queue_push(RunRowQueue *q, const RunRecord *r);
-size_t run_row_queue_pending(RunRowQueue *q, uint64_t *ret_dropped);
+/* What a run did: its salesd_runs row. */
+typedef struct RunRecord {
+        char run_id[37];     /* UUID text */
+        const char *trigger; /* static string: start, schedule, signal, http, notify, cli */
+        RunStatus status;
+        usec_t started_at; /* CLOCK_REALTIME, usec */
+        usec_t finished_at;
+        unsigned days_recomputed;
+        unsigned days_written;
+        char error[512]; /* "" on success; why, on skip */
+} RunRecord;
+
+typedef struct RunBacklog RunBacklog; /* backlog.h */
 
 /* Lets another thread stop a run: sets the flag checked between steps and in
  * every ClickHouse transfer, and cancels the Postgres statement in flight. */
@@ -68,9 +79,9 @@ typedef struct RunOutcome {
 /* Executes one run.  Always fills *ret_record (status, counts, error) and
  * *ret_outcome; returns 0 when the run succeeded or was skipped, else a
  * negative errno (ret_record->error says why).  The run row (and any rows
- * queued in q) are written to salesd_runs at the end; if that fails the
- * record is queued in q. */
-int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunRowQueue *q, RunRecord *ret_record,
+ * waiting in backlog) are written to salesd_runs at the end; if that fails
+ * the record joins the backlog. */
+int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunBacklog *backlog, RunRecord *ret_record,
                 RunOutcome *ret_outcome);
 
 /* Whether an error from a run, pg.h or ch.h means that Postgres or
@@ -81,19 +92,3 @@ bool run_error_unavailable(int r);
  * success in 0.123 s: ..."), and the syslog priority to log it at.
  * explicit_days: the run had named days (the watermark never moves). */
 int run_summary(const RunRecord *rec, const RunOutcome *out, bool explicit_days, char *buf, size_t len);
-
-typedef struct HeartbeatRow {
-        const char *instance;
-        const char *state;                 /* idle, running, standby, failing */
-        usec_t ts, last_success, next_run; /* CLOCK_REALTIME usec; 0 = unknown */
-} HeartbeatRow;
-
-/* Upserts the instance's row in salesd_heartbeat (one attempt, no retries:
- * the next beat is the retry).  cancel may be NULL. */
-int run_write_heartbeat(const Config *c, const HeartbeatRow *h, const atomic_bool *cancel, char *err, size_t errlen);
-
-/* A random (version 4) UUID as text. */
-void run_new_id(char ret[37]);
-
-/* CLOCK_REALTIME in usec. */
-usec_t run_now_realtime(void);

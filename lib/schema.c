@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "macro.h"
 #include "schema_sql.h"
 #include "tsv.h"
 
@@ -55,42 +56,33 @@ static const ExpectedColumn expected[] = {
         { "salesd_state", F4, RMT, "version", "UInt64" },
 };
 
-#define N_EXPECTED (sizeof(expected) / sizeof(expected[0]))
+#define N_EXPECTED ELEMENTSOF(expected)
 
 static int select_rows(ChClient *c, const char *sql, char **ret_body, char *err, size_t errlen) {
         return ch_query(c, sql, NULL, CH_NO_DATABASE, ret_body, err, errlen);
 }
 
 static int ensure_database(ChClient *c, const char *database, bool create, char *err, size_t errlen) {
-        char *lit = ch_quote_string(database), *ident = ch_quote_identifier(database), *body = NULL;
-        Buf sql = { 0 };
-        int r = -ENOMEM;
+        _cleanup_free_ char *lit = ch_quote_string(database), *ident = ch_quote_identifier(database), *body = NULL;
+        _cleanup_(buf_free) Buf sql = { 0 };
 
-        if (!lit || !ident)
-                goto out;
-        buf_printf(&sql, "SELECT count() FROM system.databases WHERE name = %s FORMAT TabSeparated", lit);
-        r = select_rows(c, sql.data, &body, err, errlen);
-        if (r < 0)
-                goto out;
-        if (strtoul(body, NULL, 10) == 0) {
-                if (!create) {
-                        snprintf(err, errlen,
-                                 "clickhouse %s: database '%s' does not exist (run 'salesd init-schema' or check "
-                                 "clickhouse.database)",
-                                 ch_client_url(c), database);
-                        r = -ENOENT;
-                        goto out;
-                }
-                buf_reset(&sql);
-                buf_printf(&sql, "CREATE DATABASE IF NOT EXISTS %s", ident);
-                r = ch_query(c, sql.data, NULL, CH_NO_DATABASE, NULL, err, errlen);
+        if (!lit || !ident ||
+            buf_printf(&sql, "SELECT count() FROM system.databases WHERE name = %s FORMAT TabSeparated", lit) < 0)
+                return -ENOMEM;
+        int r = select_rows(c, sql.data, &body, err, errlen);
+        if (r < 0 || strtoul(body, NULL, 10) > 0)
+                return r;
+        if (!create) {
+                snprintf(err, errlen,
+                         "clickhouse %s: database '%s' does not exist (run 'salesd init-schema' or check "
+                         "clickhouse.database)",
+                         ch_client_url(c), database);
+                return -ENOENT;
         }
-out:
-        free(lit);
-        free(ident);
-        free(body);
-        buf_free(&sql);
-        return r;
+        buf_reset(&sql);
+        if (buf_printf(&sql, "CREATE DATABASE IF NOT EXISTS %s", ident) < 0)
+                return -ENOMEM;
+        return ch_query(c, sql.data, NULL, CH_NO_DATABASE, NULL, err, errlen);
 }
 
 static int create_objects(ChClient *c, char *err, size_t errlen) {
@@ -105,103 +97,102 @@ static int create_objects(ChClient *c, char *err, size_t errlen) {
         return 0;
 }
 
-static int verify_objects(ChClient *c, const char *database, char *err, size_t errlen) {
-        char *lit = ch_quote_string(database), *body = NULL;
-        Buf sql = { 0 };
-        int r = -ENOMEM;
-        bool found[N_EXPECTED] = { false };
-
-        if (!lit)
+/* "SELECT columns FROM system.<from> WHERE database = '<database>' AND
+ * <table_column> IN (salesd's tables)". */
+static int select_about_tables(ChClient *c, const char *columns, const char *from, const char *table_column,
+                               const char *database, char **ret_body, char *err, size_t errlen) {
+        _cleanup_free_ char *lit = ch_quote_string(database);
+        _cleanup_(buf_free) Buf sql = { 0 };
+        if (!lit || buf_printf(&sql,
+                               "SELECT %s FROM system.%s WHERE database = %s AND %s IN ('daily_sales_stats', "
+                               "'salesd_runs', 'salesd_heartbeat', 'salesd_state') FORMAT TabSeparated",
+                               columns, from, lit, table_column) < 0)
                 return -ENOMEM;
-        /* Engines first: a table of the right columns on the wrong engine
-         * would silently keep duplicates. */
-        buf_printf(&sql,
-                   "SELECT name, engine FROM system.tables WHERE database = %s AND name IN ('daily_sales_stats', "
-                   "'salesd_runs', 'salesd_heartbeat', 'salesd_state') FORMAT TabSeparated",
-                   lit);
-        r = select_rows(c, sql.data, &body, err, errlen);
-        if (r < 0)
-                goto out;
-        for (size_t i = 0; i < N_EXPECTED; i++) {
-                if (i > 0 && strcmp(expected[i].table, expected[i - 1].table) == 0)
-                        continue;
-                bool ok = false;
-                char *copy = strdup(body), *cursor = copy, *line;
-                char *fields[4];
-                if (!copy) {
-                        r = -ENOMEM;
-                        goto out;
-                }
-                while ((line = tsv_next_line(&cursor)))
-                        if (tsv_split(line, fields, 4) == 2 && strcmp(fields[0], expected[i].table) == 0) {
-                                ok = true;
-                                if (strcmp(fields[1], expected[i].engine) != 0) {
-                                        snprintf(err, errlen,
-                                                 "%s: table `%s`.`%s` has engine '%s', expected '%s' (recreate it "
-                                                 "from that file, or point clickhouse.database elsewhere)",
-                                                 expected[i].file, database, expected[i].table, fields[1],
-                                                 expected[i].engine);
-                                        free(copy);
-                                        r = -EPROTO;
-                                        goto out;
-                                }
-                        }
-                free(copy);
-                if (!ok) {
-                        snprintf(err, errlen,
-                                 "%s: table `%s`.`%s` does not exist (run 'salesd init-schema' to create it)",
-                                 expected[i].file, database, expected[i].table);
-                        r = -ENOENT;
-                        goto out;
-                }
-        }
+        return select_rows(c, sql.data, ret_body, err, errlen);
+}
 
-        free(body);
-        body = NULL;
-        buf_reset(&sql);
-        buf_printf(&sql,
-                   "SELECT table, name, type FROM system.columns WHERE database = %s AND table IN "
-                   "('daily_sales_stats', 'salesd_runs', 'salesd_heartbeat', 'salesd_state') FORMAT TabSeparated",
-                   lit);
-        r = select_rows(c, sql.data, &body, err, errlen);
+/* The engine of table in a "name<TAB>engine" listing, or NULL. */
+static const char *engine_of(const char *listing, const char *table, char *buf, size_t len) {
+        _cleanup_free_ char *copy = strdup(listing);
+        char *cursor = copy, *line, *fields[4];
+        while (copy && (line = tsv_next_line(&cursor)))
+                if (tsv_split(line, fields, 4) == 2 && strcmp(fields[0], table) == 0) {
+                        snprintf(buf, len, "%s", fields[1]);
+                        return buf;
+                }
+        return NULL;
+}
+
+/* Engines first: a table of the right columns on the wrong engine would
+ * silently keep duplicates. */
+static int verify_engines(ChClient *c, const char *database, char *err, size_t errlen) {
+        _cleanup_free_ char *body = NULL;
+        int r = select_about_tables(c, "name, engine", "tables", "name", database, &body, err, errlen);
         if (r < 0)
-                goto out;
-        char *cursor = body, *line;
-        while ((line = tsv_next_line(&cursor))) {
-                char *fields[4];
-                if (tsv_split(line, fields, 4) != 3)
+                return r;
+        for (size_t i = 0; i < N_EXPECTED; i++) {
+                const ExpectedColumn *e = &expected[i];
+                char engine[128];
+                if (i > 0 && strcmp(e->table, expected[i - 1].table) == 0)
                         continue;
-                for (size_t i = 0; i < N_EXPECTED; i++) {
-                        if (strcmp(fields[0], expected[i].table) != 0 || strcmp(fields[1], expected[i].column) != 0)
-                                continue;
-                        if (strcmp(fields[2], expected[i].type) != 0) {
-                                snprintf(err, errlen,
-                                         "%s: table `%s`.`%s` column '%s' has type '%s', expected '%s' (the table "
-                                         "was created by something else; migrate it or use another "
-                                         "clickhouse.database)",
-                                         expected[i].file, database, expected[i].table, expected[i].column, fields[2],
-                                         expected[i].type);
-                                r = -EPROTO;
-                                goto out;
-                        }
-                        found[i] = true;
+                if (!engine_of(body, e->table, engine, sizeof(engine))) {
+                        snprintf(err, errlen,
+                                 "%s: table `%s`.`%s` does not exist (run 'salesd init-schema' to create it)", e->file,
+                                 database, e->table);
+                        return -ENOENT;
+                }
+                if (strcmp(engine, e->engine) != 0) {
+                        snprintf(err, errlen,
+                                 "%s: table `%s`.`%s` has engine '%s', expected '%s' (recreate it from that file, or "
+                                 "point clickhouse.database elsewhere)",
+                                 e->file, database, e->table, engine, e->engine);
+                        return -EPROTO;
                 }
         }
-        for (size_t i = 0; i < N_EXPECTED; i++)
+        return 0;
+}
+
+/* Marks found[i] for each expected column of the right type in a
+ * "table<TAB>column<TAB>type" row; -EPROTO for a wrong type. */
+static int check_column(char **f, const char *database, bool *found, char *err, size_t errlen) {
+        for (size_t i = 0; i < N_EXPECTED; i++) {
+                const ExpectedColumn *e = &expected[i];
+                if (strcmp(f[0], e->table) != 0 || strcmp(f[1], e->column) != 0)
+                        continue;
+                if (strcmp(f[2], e->type) != 0) {
+                        snprintf(err, errlen,
+                                 "%s: table `%s`.`%s` column '%s' has type '%s', expected '%s' (the table was created "
+                                 "by something else; migrate it or use another clickhouse.database)",
+                                 e->file, database, e->table, e->column, f[2], e->type);
+                        return -EPROTO;
+                }
+                found[i] = true;
+        }
+        return 0;
+}
+
+static int verify_columns(ChClient *c, const char *database, char *err, size_t errlen) {
+        _cleanup_free_ char *body = NULL;
+        bool found[N_EXPECTED] = { false };
+        int r = select_about_tables(c, "table, name, type", "columns", "table", database, &body, err, errlen);
+        char *cursor = body, *line, *f[4];
+        while (r == 0 && (line = tsv_next_line(&cursor)))
+                if (tsv_split(line, f, 4) == 3)
+                        r = check_column(f, database, found, err, errlen);
+        for (size_t i = 0; r == 0 && i < N_EXPECTED; i++)
                 if (!found[i]) {
                         snprintf(err, errlen,
                                  "%s: table `%s`.`%s` has no column '%s' of type '%s' (migrate the table or use "
                                  "another clickhouse.database)",
                                  expected[i].file, database, expected[i].table, expected[i].column, expected[i].type);
                         r = -EPROTO;
-                        goto out;
                 }
-        r = 0;
-out:
-        free(lit);
-        free(body);
-        buf_free(&sql);
         return r;
+}
+
+static int verify_objects(ChClient *c, const char *database, char *err, size_t errlen) {
+        int r = verify_engines(c, database, err, errlen);
+        return r < 0 ? r : verify_columns(c, database, err, errlen);
 }
 
 int schema_apply(ChClient *c, const char *database, bool create, char *err, size_t errlen) {
@@ -217,13 +208,11 @@ int schema_apply(ChClient *c, const char *database, bool create, char *err, size
 }
 
 int schema_check(const ClickHouseConfig *c, bool create, const atomic_bool *cancel, char *err, size_t errlen) {
-        ChClient *ch = NULL;
+        _cleanup_(ch_client_freep) ChClient *ch = NULL;
         int r = ch_client_new(c, &ch, err, errlen);
         if (r < 0)
                 return r;
         if (cancel)
                 ch_client_set_cancel_flag(ch, cancel);
-        r = schema_apply(ch, c->database, create, err, errlen);
-        ch_client_free(ch);
-        return r;
+        return schema_apply(ch, c->database, create, err, errlen);
 }

@@ -1,0 +1,274 @@
+/* See sink.h.  The ClickHouse sink: every statement a run sends to
+ * ClickHouse, over one ch.h client, with its TabSeparated row formats.
+ * DateTime columns are declared DateTime('UTC') and written as Unix seconds
+ * (SPEC §3), zero-padded to 10 digits for 18.16. */
+#include "sink.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ch.h"
+#include "macro.h"
+#include "text.h"
+#include "tsv.h"
+
+#define WATERMARK_NAME "watermark"
+
+#define SELECT_WATERMARK                                                                                \
+        "SELECT value FROM salesd_state FINAL WHERE name = '" WATERMARK_NAME "' ORDER BY version DESC " \
+        "LIMIT 1 FORMAT TabSeparated"
+#define SELECT_DAYS                                                                              \
+        "SELECT date, total_orders, total_items_sold, total_revenue, total_cost, total_profit, " \
+        "average_order_value, version FROM daily_sales_stats FINAL WHERE date IN ("
+#define INSERT_DAYS                                                                                        \
+        "INSERT INTO daily_sales_stats (date, total_orders, total_items_sold, total_revenue, total_cost, " \
+        "total_profit, average_order_value, computed_at, version) FORMAT TabSeparated"
+#define INSERT_STATE "INSERT INTO salesd_state (name, value, version) FORMAT TabSeparated"
+#define INSERT_RUNS                                                                                              \
+        "INSERT INTO salesd_runs (run_id, instance, trigger, started_at, finished_at, status, days_recomputed, " \
+        "days_written, error) FORMAT TabSeparated"
+#define INSERT_HEARTBEAT \
+        "INSERT INTO salesd_heartbeat (instance, ts, state, last_success, next_run) FORMAT TabSeparated"
+
+typedef struct ChSink {
+        Sink base;
+        ChClient *ch;
+} ChSink;
+
+static ChClient *client(Sink *s) {
+        return ((ChSink *)s)->ch;
+}
+
+/* ---- row formats ---- */
+
+static uint64_t unix_seconds(usec_t t) {
+        return t / USEC_PER_SEC;
+}
+
+int sink_format_day(Buf *b, const DayStats *s, usec_t computed_at, uint64_t version) {
+        char day[DAY_STRLEN], rev[MONEY_STRLEN], cost[MONEY_STRLEN], profit[MONEY_STRLEN], aov[MONEY_STRLEN];
+        return buf_printf(b, "%s\t%" PRIu64 "\t%" PRIu64 "\t%s\t%s\t%s\t%s\t%010" PRIu64 "\t%" PRIu64 "\n",
+                          day_format(s->day, day), s->total_orders, s->total_items_sold,
+                          money_format(s->total_revenue, rev, sizeof(rev)),
+                          money_format(s->total_cost, cost, sizeof(cost)),
+                          money_format(s->total_profit, profit, sizeof(profit)),
+                          money_format(s->average_order_value, aov, sizeof(aov)), unix_seconds(computed_at), version);
+}
+
+int sink_parse_day(char *line, StoredDay *ret, char *err, size_t errlen) {
+        static const char *const names[] = { "date",       "total_orders", "total_items_sold",    "total_revenue",
+                                             "total_cost", "total_profit", "average_order_value", "version" };
+        char *f[ELEMENTSOF(names) + 1];
+        StoredDay d = { 0 };
+        int n = tsv_split(line, f, ELEMENTSOF(f));
+
+        if (n != (int)ELEMENTSOF(names)) {
+                if (n < 0)
+                        snprintf(err, errlen, "malformed TabSeparated");
+                else
+                        snprintf(err, errlen, "expected %zu columns, got %d", ELEMENTSOF(names), n);
+                return -EINVAL;
+        }
+        int bad = day_parse(f[0], &d.stats.day) < 0                     ? 0
+                  : text_parse_u64(f[1], &d.stats.total_orders) < 0     ? 1
+                  : text_parse_u64(f[2], &d.stats.total_items_sold) < 0 ? 2
+                  : money_parse(f[3], &d.stats.total_revenue) < 0       ? 3
+                  : money_parse(f[4], &d.stats.total_cost) < 0          ? 4
+                  : money_parse(f[5], &d.stats.total_profit) < 0        ? 5
+                  : money_parse(f[6], &d.stats.average_order_value) < 0 ? 6
+                  : text_parse_u64(f[7], &d.version) < 0                ? 7
+                                                                        : -1;
+        if (bad >= 0) {
+                snprintf(err, errlen, "field %s: cannot parse '%.40s'", names[bad], f[bad]);
+                return -EINVAL;
+        }
+        *ret = d;
+        return 0;
+}
+
+int sink_format_run(Buf *b, const RunRecord *r, const char *instance) {
+        int k = tsv_append_escaped(b, r->run_id);
+        k = k ? k : buf_puts(b, "\t");
+        k = k ? k : tsv_append_escaped(b, instance);
+        k = k ? k : buf_puts(b, "\t");
+        k = k ? k : tsv_append_escaped(b, r->trigger);
+        k = k ? k
+              : buf_printf(b, "\t%010" PRIu64 "\t%010" PRIu64 "\t%s\t%u\t%u\t", unix_seconds(r->started_at),
+                           unix_seconds(r->finished_at), run_status_to_string(r->status), r->days_recomputed,
+                           r->days_written);
+        k = k ? k : tsv_append_escaped(b, r->error);
+        return k ? k : buf_puts(b, "\n");
+}
+
+static int format_heartbeat(Buf *b, const HeartbeatRow *h) {
+        int k = tsv_append_escaped(b, h->instance);
+        return k ? k
+                 : buf_printf(b, "\t%010" PRIu64 "\t%s\t%010" PRIu64 "\t%010" PRIu64 "\n", unix_seconds(h->ts),
+                              h->state, unix_seconds(h->last_success), unix_seconds(h->next_run));
+}
+
+/* ---- operations ---- */
+
+static int ch_read_watermark(Sink *s, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
+        _cleanup_free_ char *body = NULL;
+        int r = ch_query(client(s), SELECT_WATERMARK, NULL, 0, &body, err, errlen);
+        if (r < 0)
+                return r;
+        char *cursor = body, *line = tsv_next_line(&cursor);
+        usec_t t;
+        ret[0] = '\0';
+        if (!line)
+                return 0;
+        if (watermark_parse(line, &t) < 0) {
+                snprintf(err, errlen,
+                         "clickhouse %s: salesd_state holds an unusable watermark '%.60s' (expected "
+                         "YYYY-MM-DDTHH:MM:SS.ffffffZ; delete that row to recompute the whole history)",
+                         ch_client_url(client(s)), line);
+                return -EPROTO;
+        }
+        snprintf(ret, WATERMARK_STRLEN, "%s", line);
+        return 0;
+}
+
+static int parse_days(ChClient *ch, char *body, StoredDay **ret, size_t *ret_n, char *err, size_t errlen) {
+        _cleanup_free_ StoredDay *stored = NULL;
+        size_t count = 0, cap = 0;
+        char *cursor = body, *line;
+
+        while ((line = tsv_next_line(&cursor))) {
+                char inner[256];
+                if (count == cap) {
+                        cap = cap ? 2 * cap : 16;
+                        StoredDay *p = realloc(stored, cap * sizeof(StoredDay));
+                        if (!p)
+                                return -ENOMEM;
+                        stored = p;
+                }
+                if (sink_parse_day(line, &stored[count], inner, sizeof(inner)) < 0) {
+                        snprintf(err, errlen, "clickhouse %s: unexpected row from daily_sales_stats: %s",
+                                 ch_client_url(ch), inner);
+                        return -EINVAL;
+                }
+                count++;
+        }
+        *ret = TAKE_PTR(stored);
+        *ret_n = count;
+        return 0;
+}
+
+static int ch_read_days(Sink *s, const Day *days, size_t n, StoredDay **ret, size_t *ret_n, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        _cleanup_free_ char *body = NULL;
+        int r = buf_puts(&sql, SELECT_DAYS);
+        for (size_t i = 0; i < n && r == 0; i++) {
+                char d[DAY_STRLEN];
+                r = buf_printf(&sql, "%stoDate('%s')", i ? ", " : "", day_format(days[i], d));
+        }
+        if (r == 0)
+                r = buf_puts(&sql, ") FORMAT TabSeparated");
+        if (r == 0)
+                r = ch_query(client(s), sql.data, NULL, 0, &body, err, errlen);
+        if (r < 0)
+                return r;
+        return parse_days(client(s), body, ret, ret_n, err, errlen);
+}
+
+static int ch_insert_days(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,
+                          char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf body = { 0 };
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = sink_format_day(&body, &days[i], computed_at, versions[i]);
+        return r < 0 ? r : ch_query(client(s), INSERT_DAYS, body.data, CH_NO_RETRY, NULL, err, errlen);
+}
+
+static int ch_write_watermark(Sink *s, const char *value, uint64_t version, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf body = { 0 };
+        int r = buf_printf(&body, WATERMARK_NAME "\t%s\t%" PRIu64 "\n", value, version);
+        return r < 0 ? r : ch_query(client(s), INSERT_STATE, body.data, 0, NULL, err, errlen);
+}
+
+static int ch_runs_stored(Sink *s, const RunRecord *rows, size_t n, bool *ret_stored, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        _cleanup_free_ char *body = NULL;
+        int r = buf_puts(&sql, "SELECT run_id FROM salesd_runs WHERE run_id IN (");
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = buf_printf(&sql, "%s'%s'", i ? ", " : "", rows[i].run_id); /* UUID text: nothing to escape */
+        if (r == 0)
+                r = buf_puts(&sql, ") FORMAT TabSeparated");
+        if (r == 0)
+                r = ch_query(client(s), sql.data, NULL, 0, &body, err, errlen);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                ret_stored[i] = strstr(body, rows[i].run_id) != NULL;
+        return 0;
+}
+
+static int ch_insert_runs(Sink *s, const RunRecord *const *rows, size_t n, const char *instance, char *err,
+                          size_t errlen) {
+        _cleanup_(buf_free) Buf body = { 0 };
+        int r = 0;
+        for (size_t i = 0; i < n && r == 0; i++)
+                r = sink_format_run(&body, rows[i], instance);
+        return r < 0 ? r : ch_query(client(s), INSERT_RUNS, body.data, CH_NO_RETRY, NULL, err, errlen);
+}
+
+static int ch_write_heartbeat(Sink *s, const HeartbeatRow *h, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf body = { 0 };
+        int r = format_heartbeat(&body, h);
+        return r < 0 ? r : ch_query(client(s), INSERT_HEARTBEAT, body.data, CH_NO_RETRY, NULL, err, errlen);
+}
+
+static int ch_backoff(Sink *s, unsigned attempt) {
+        return ch_client_backoff(client(s), attempt);
+}
+
+static void ch_set_cancel(Sink *s, const atomic_bool *flag) {
+        ch_client_set_cancel_flag(client(s), flag);
+}
+
+static void ch_free(Sink *s) {
+        ch_client_free(client(s));
+        free(s);
+}
+
+static const SinkOps clickhouse_ops = {
+        .read_watermark = ch_read_watermark,
+        .read_days = ch_read_days,
+        .insert_days = ch_insert_days,
+        .write_watermark = ch_write_watermark,
+        .runs_stored = ch_runs_stored,
+        .insert_runs = ch_insert_runs,
+        .write_heartbeat = ch_write_heartbeat,
+        .backoff = ch_backoff,
+        .set_cancel = ch_set_cancel,
+        .free = ch_free,
+};
+
+int sink_clickhouse_new(const ClickHouseConfig *c, Sink **ret, char *err, size_t errlen) {
+        ChSink *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->base.ops = &clickhouse_ops;
+        int r = ch_client_new(c, &s->ch, err, errlen);
+        if (r < 0) {
+                free(s);
+                return r;
+        }
+        *ret = &s->base;
+        return 0;
+}
+
+int sink_heartbeat_once(const ClickHouseConfig *c, const HeartbeatRow *h, const atomic_bool *cancel, char *err,
+                        size_t errlen) {
+        _cleanup_(sink_freep) Sink *s = NULL;
+        int r = sink_clickhouse_new(c, &s, err, errlen);
+        if (r < 0)
+                return r;
+        sink_set_cancel(s, cancel);
+        return sink_write_heartbeat(s, h, err, errlen);
+}

@@ -1,0 +1,192 @@
+/* Step 4 of a run against a fake sink: which days get a row, with which
+ * version, and what happens after an insert failed ambiguously. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "apply.h"
+#include "fake_sink.h"
+
+#define RUN_VERSION 1000
+
+static DayStats day_stats(Day day, uint64_t orders, Money revenue) {
+        DayStats s = { .day = day, .total_orders = orders, .total_items_sold = orders, .total_revenue = revenue };
+        metrics_finish(&s);
+        return s;
+}
+
+/* Stores a row as ClickHouse would print it back (text through the sink's parser). */
+static void store_text(FakeSink *f, const char *row) {
+        char line[256], err[128];
+        snprintf(line, sizeof(line), "%s", row);
+        assert_int_equal(sink_parse_day(line, &f->days[f->n_days], err, sizeof(err)), 0);
+        f->n_days++;
+}
+
+static int apply(FakeSink *f, const DayStats *days, size_t n, unsigned retries, unsigned *ret_written) {
+        char err[256] = "";
+        ApplyOptions o = { .run_version = RUN_VERSION, .computed_at = 0, .retries = retries };
+        return apply_days(&f->base, days, n, &o, ret_written, err, sizeof(err));
+}
+
+/* The versions stored for day d, in insert order. */
+static size_t versions_of(const FakeSink *f, Day d, uint64_t *ret, size_t max) {
+        size_t k = 0;
+        for (size_t i = 0; i < f->n_days && k < max; i++)
+                if (f->days[i].stats.day == d)
+                        ret[k++] = f->days[i].version;
+        return k;
+}
+
+static void test_equal_values_skip(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats d[2] = { day_stats(100, 2, 310), day_stats(101, 1, 50) };
+        unsigned written;
+        assert_int_equal(apply(f, d, 2, 0, &written), 0);
+        assert_int_equal(written, 2);
+        assert_int_equal(f->n_days, 2);
+        /* the same values again: nothing is written */
+        assert_int_equal(apply(f, d, 2, 0, &written), 0);
+        assert_int_equal(written, 0);
+        assert_int_equal(f->n_days, 2);
+        assert_int_equal(f->inserts, 1);
+        /* one day changes: only that day gets a row */
+        d[1] = day_stats(101, 2, 80);
+        assert_int_equal(apply(f, d, 2, 0, &written), 0);
+        assert_int_equal(written, 1);
+        assert_int_equal(f->n_days, 3);
+        assert_true(f->days[2].stats.day == 101);
+        free(f);
+}
+
+static void test_decimal_text_is_compared_as_value(void **state) {
+        (void)state;
+        /* 18.16 prints 3.10, a current server 3.1: both are the stored 3.10 */
+        static const char *const spellings[] = {
+                "1970-04-11\t1\t1\t3.10\t0.00\t3.10\t3.10\t5",
+                "1970-04-11\t1\t1\t3.1\t0\t3.1\t3.1\t5",
+        };
+        for (size_t i = 0; i < 2; i++) {
+                FakeSink *f = fake_sink_new();
+                DayStats d = day_stats(100, 1, 310);
+                unsigned written;
+                store_text(f, spellings[i]);
+                assert_int_equal(apply(f, &d, 1, 0, &written), 0);
+                assert_int_equal(written, 0);
+                assert_int_equal(f->inserts, 0);
+                free(f);
+        }
+}
+
+static void test_version_greater_than_stored(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        /* stored by a host whose clock ran ahead: version above this run's */
+        store_text(f, "1970-04-11\t1\t1\t9.99\t0\t9.99\t9.99\t5000");
+        store_text(f, "1970-04-12\t1\t1\t9.99\t0\t9.99\t9.99\t10");
+        DayStats d[3] = { day_stats(100, 1, 310), day_stats(101, 1, 310), day_stats(102, 1, 310) };
+        unsigned written;
+        assert_int_equal(apply(f, d, 3, 0, &written), 0);
+        assert_int_equal(written, 3);
+        uint64_t v[4];
+        assert_int_equal(versions_of(f, 100, v, 4), 2);
+        assert_true(v[1] == 5001); /* stored + 1 */
+        assert_int_equal(versions_of(f, 101, v, 4), 2);
+        assert_true(v[1] == RUN_VERSION); /* the run's clock */
+        assert_int_equal(versions_of(f, 102, v, 4), 1);
+        assert_true(v[0] == RUN_VERSION); /* no row yet */
+        free(f);
+}
+
+static void test_ambiguous_failure_that_landed_is_not_resent(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats d[2] = { day_stats(100, 1, 310), day_stats(101, 1, 50) };
+        unsigned written;
+        f->fail_inserts = 1, f->fail_landed = true, f->fail_error = -ETIMEDOUT;
+        assert_int_equal(apply(f, d, 2, 3, &written), 0);
+        assert_int_equal(written, 2);
+        assert_int_equal(f->inserts, 1); /* re-read found both rows: nothing resent */
+        assert_int_equal(f->reads, 2);
+        assert_int_equal(f->backoffs, 1);
+        assert_int_equal(f->n_days, 2); /* one row per day, no duplicate version */
+        free(f);
+}
+
+static void test_ambiguous_failure_that_did_not_land_is_resent(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats d = day_stats(100, 1, 310);
+        unsigned written;
+        f->fail_inserts = 2, f->fail_landed = false, f->fail_error = -ECONNRESET;
+        assert_int_equal(apply(f, &d, 1, 3, &written), 0);
+        assert_int_equal(written, 1);
+        assert_int_equal(f->inserts, 3);
+        assert_int_equal(f->reads, 3); /* every retry re-reads first */
+        assert_int_equal(f->n_days, 1);
+        free(f);
+}
+
+static void test_retries_are_bounded_and_rejections_final(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats d = day_stats(100, 1, 310);
+        unsigned written;
+        f->fail_inserts = 100, f->fail_error = -EIO;
+        assert_int_equal(apply(f, &d, 1, 2, &written), -EIO);
+        assert_int_equal(f->inserts, 3); /* the first attempt and two retries */
+        assert_int_equal(f->n_days, 0);
+        free(f);
+
+        f = fake_sink_new();
+        f->fail_inserts = 100, f->fail_error = -EINVAL; /* refused by the server: a retry cannot help */
+        assert_int_equal(apply(f, &d, 1, 5, &written), -EINVAL);
+        assert_int_equal(f->inserts, 1);
+        assert_int_equal(f->backoffs, 0);
+        free(f);
+}
+
+static void test_failed_read_is_not_retried_here(void **state) {
+        (void)state;
+        /* the client already retried the read; the run fails and the next run redoes the days */
+        FakeSink *f = fake_sink_new();
+        DayStats d = day_stats(100, 1, 310);
+        unsigned written = 99;
+        f->fail_reads = 1, f->fail_error = -ECONNREFUSED;
+        assert_int_equal(apply(f, &d, 1, 5, &written), -ECONNREFUSED);
+        assert_int_equal(written, 0);
+        assert_int_equal(f->inserts, 0);
+        free(f);
+}
+
+static void test_no_days(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        unsigned written = 99;
+        assert_int_equal(apply(f, NULL, 0, 0, &written), 0);
+        assert_int_equal(written, 0);
+        assert_int_equal(f->reads, 0);
+        free(f);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_equal_values_skip),
+                cmocka_unit_test(test_decimal_text_is_compared_as_value),
+                cmocka_unit_test(test_version_greater_than_stored),
+                cmocka_unit_test(test_ambiguous_failure_that_landed_is_not_resent),
+                cmocka_unit_test(test_ambiguous_failure_that_did_not_land_is_resent),
+                cmocka_unit_test(test_retries_are_bounded_and_rejections_final),
+                cmocka_unit_test(test_failed_read_is_not_retried_here),
+                cmocka_unit_test(test_no_days),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
