@@ -34,6 +34,7 @@
 
 #include "listen.h"
 #include "log.h"
+#include "macro.h"
 
 /* No route takes a body; anything bigger than this is a mistake or abuse. */
 #define HTTP_MAX_BODY             1024
@@ -372,33 +373,12 @@ static int open_listener(const char *address, int *ret_fd, int *ret_family, char
         return 0;
 }
 
-int http_server_new(sd_event *e, const char *listen, const char *token, const HttpHandlers *handlers, HttpServer **ret,
-                    char *err, size_t errlen) {
-        HttpServer *s;
-        int fd = -1, family = AF_UNSPEC, r;
+static void http_server_freep(HttpServer **s) {
+        http_server_free(*s);
+}
 
-        if (!e || !listen || !handlers || !ret || !handlers->healthz || !handlers->readyz || !handlers->metrics ||
-            !handlers->run) {
-                snprintf(err, errlen, "http server: missing argument");
-                return -EINVAL;
-        }
-        s = calloc(1, sizeof(*s));
-        if (!s) {
-                snprintf(err, errlen, "http server: out of memory");
-                return -ENOMEM;
-        }
-        s->event = sd_event_ref(e);
-        s->handlers = *handlers;
-        r = http_server_set_token(s, token);
-        if (r < 0) {
-                snprintf(err, errlen, "http server: out of memory");
-                goto fail;
-        }
-
-        r = open_listener(listen, &fd, &family, err, errlen);
-        if (r < 0)
-                goto fail;
-
+/* libmicrohttpd on fd (which it then owns), in external-epoll mode. */
+static int start_mhd(HttpServer *s, int fd, int family, const char *listen, char *err, size_t errlen) {
         unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (family == AF_INET6 ? MHD_USE_IPv6 : 0);
         errno = 0;
         s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
@@ -406,43 +386,67 @@ int http_server_new(sd_event *e, const char *listen, const char *token, const Ht
                                   MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
                                   MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
-        if (!s->mhd) {
-                r = errno > 0 ? -errno : -EIO;
-                /* Depending on where it failed, MHD may already have closed it. */
-                if (fcntl(fd, F_GETFD) >= 0)
-                        close(fd);
-                snprintf(err, errlen, "cannot start the http server on '%s': libmicrohttpd refused to start (%s)",
-                         listen, strerror(-r));
-                goto fail;
-        }
+        if (s->mhd)
+                return 0;
+        int r = errno > 0 ? -errno : -EIO;
+        /* Depending on where it failed, MHD may already have closed it. */
+        if (fcntl(fd, F_GETFD) >= 0)
+                close(fd);
+        snprintf(err, errlen, "cannot start the http server on '%s': libmicrohttpd refused to start (%s)", listen,
+                 strerror(-r));
+        return r;
+}
 
+/* MHD's epoll fd and its timeouts on the sd-event loop. */
+static int attach_to_loop(HttpServer *s, const char *listen, char *err, size_t errlen) {
         const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
         if (!info) {
-                r = -EIO;
                 snprintf(err, errlen, "cannot start the http server on '%s': libmicrohttpd has no epoll fd", listen);
-                goto fail;
+                return -EIO;
         }
-        r = sd_event_add_io(e, &s->io, info->epoll_fd, EPOLLIN, on_io, s);
+        int r = sd_event_add_io(s->event, &s->io, info->epoll_fd, EPOLLIN, on_io, s);
         if (r >= 0)
-                r = sd_event_add_time(e, &s->timer, CLOCK_MONOTONIC, 0, HTTP_TIMER_ACCURACY_US, on_timer, s);
+                r = sd_event_add_time(s->event, &s->timer, CLOCK_MONOTONIC, 0, HTTP_TIMER_ACCURACY_US, on_timer, s);
         if (r >= 0)
                 r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_source_set_prepare(s->io, on_prepare);
         if (r < 0) {
                 snprintf(err, errlen, "cannot start the http server on '%s': sd-event: %s", listen, strerror(-r));
-                goto fail;
+                return r;
         }
         (void)sd_event_source_set_description(s->io, "http-io");
         (void)sd_event_source_set_description(s->timer, "http-timer");
-
-        log_debug("http: listening on %s", listen);
-        *ret = s;
         return 0;
+}
 
-fail:
-        http_server_free(s);
-        return r;
+int http_server_new(sd_event *e, const char *listen, const char *token, const HttpHandlers *handlers, HttpServer **ret,
+                    char *err, size_t errlen) {
+        _cleanup_(http_server_freep) HttpServer *s = NULL;
+        int fd = -1, family = AF_UNSPEC;
+
+        if (!e || !listen || !handlers || !ret || !handlers->healthz || !handlers->readyz || !handlers->metrics ||
+            !handlers->run) {
+                snprintf(err, errlen, "http server: missing argument");
+                return -EINVAL;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s || http_server_set_token(s, token) < 0) {
+                snprintf(err, errlen, "http server: out of memory");
+                return -ENOMEM;
+        }
+        s->event = sd_event_ref(e);
+        s->handlers = *handlers;
+        int r = open_listener(listen, &fd, &family, err, errlen);
+        if (r == 0)
+                r = start_mhd(s, fd, family, listen, err, errlen);
+        if (r == 0)
+                r = attach_to_loop(s, listen, err, errlen);
+        if (r < 0)
+                return r;
+        log_debug("http: listening on %s", listen);
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
 int http_server_set_token(HttpServer *s, const char *token) {

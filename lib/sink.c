@@ -22,7 +22,7 @@
         "LIMIT 1 FORMAT TabSeparated"
 #define SELECT_DAYS                                                                              \
         "SELECT date, total_orders, total_items_sold, total_revenue, total_cost, total_profit, " \
-        "average_order_value, version FROM daily_sales_stats FINAL WHERE date IN ("
+        "average_order_value, version FROM daily_sales_stats FINAL WHERE date"
 #define INSERT_DAYS                                                                                        \
         "INSERT INTO daily_sales_stats (date, total_orders, total_items_sold, total_revenue, total_cost, " \
         "total_profit, average_order_value, computed_at, version) FORMAT TabSeparated"
@@ -159,21 +159,33 @@ static int parse_days(ChClient *ch, char *body, StoredDay **ret, size_t *ret_n, 
         return 0;
 }
 
-static int ch_read_days(Sink *s, const Day *days, size_t n, StoredDay **ret, size_t *ret_n, char *err, size_t errlen) {
+/* Appends item i of a list to an IN (...) list. */
+typedef int (*ItemFormat)(Buf *b, const void *items, size_t i);
+
+/* Runs "<head> IN (<items>) FORMAT TabSeparated"; head ends with the
+ * column name. */
+static int select_in(Sink *s, const char *head, const void *items, size_t n, ItemFormat format, char **ret_body,
+                     char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 };
-        _cleanup_free_ char *body = NULL;
-        int r = buf_puts(&sql, SELECT_DAYS);
+        int r = buf_printf(&sql, "%s IN (", head);
         for (size_t i = 0; i < n && r == 0; i++) {
-                char d[DAY_STRLEN];
-                r = buf_printf(&sql, "%stoDate('%s')", i ? ", " : "", day_format(days[i], d));
+                r = i ? buf_puts(&sql, ", ") : 0;
+                r = r ? r : format(&sql, items, i);
         }
         if (r == 0)
                 r = buf_puts(&sql, ") FORMAT TabSeparated");
-        if (r == 0)
-                r = ch_query(client(s), sql.data, NULL, 0, &body, err, errlen);
-        if (r < 0)
-                return r;
-        return parse_days(client(s), body, ret, ret_n, err, errlen);
+        return r < 0 ? r : ch_query(client(s), sql.data, NULL, 0, ret_body, err, errlen);
+}
+
+static int format_day(Buf *b, const void *items, size_t i) {
+        char d[DAY_STRLEN];
+        return buf_printf(b, "toDate('%s')", day_format(((const Day *)items)[i], d));
+}
+
+static int ch_read_days(Sink *s, const Day *days, size_t n, StoredDay **ret, size_t *ret_n, char *err, size_t errlen) {
+        _cleanup_free_ char *body = NULL;
+        int r = select_in(s, SELECT_DAYS, days, n, format_day, &body, err, errlen);
+        return r < 0 ? r : parse_days(client(s), body, ret, ret_n, err, errlen);
 }
 
 static int ch_insert_days(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,
@@ -191,20 +203,22 @@ static int ch_write_watermark(Sink *s, const char *value, uint64_t version, char
         return r < 0 ? r : ch_query(client(s), INSERT_STATE, body.data, 0, NULL, err, errlen);
 }
 
+static int format_run_id(Buf *b, const void *items, size_t i) {
+        /* UUID text: nothing to escape */
+        return buf_printf(b, "'%s'", ((const RunRecord *)items)[i].run_id);
+}
+
 static int ch_runs_stored(Sink *s, const RunRecord *rows, size_t n, bool *ret_stored, char *err, size_t errlen) {
-        _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_free_ char *body = NULL;
-        int r = buf_puts(&sql, "SELECT run_id FROM salesd_runs WHERE run_id IN (");
-        for (size_t i = 0; i < n && r == 0; i++)
-                r = buf_printf(&sql, "%s'%s'", i ? ", " : "", rows[i].run_id); /* UUID text: nothing to escape */
-        if (r == 0)
-                r = buf_puts(&sql, ") FORMAT TabSeparated");
-        if (r == 0)
-                r = ch_query(client(s), sql.data, NULL, 0, &body, err, errlen);
+        int r = select_in(s, "SELECT run_id FROM salesd_runs WHERE run_id", rows, n, format_run_id, &body, err, errlen);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n; i++)
-                ret_stored[i] = strstr(body, rows[i].run_id) != NULL;
+        memset(ret_stored, 0, n * sizeof(bool));
+        char *cursor = body, *line;
+        while ((line = tsv_next_line(&cursor)))
+                for (size_t i = 0; i < n; i++)
+                        if (strcmp(line, rows[i].run_id) == 0)
+                                ret_stored[i] = true;
         return 0;
 }
 

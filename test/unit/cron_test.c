@@ -284,26 +284,27 @@ static const NextCase next_cases[] = {
         { "Pacific/Apia", "0 12 30 12 *", "2011-12-30T10:00:00Z", "2012-12-29T22:00:00Z" },
 };
 
+/* Runs one table row through cron_next or cron_prev ("after"/"before"). */
+static void check_case(const NextCase *c, int (*fn)(const CronExpr *, time_t, time_t *), const char *word) {
+        CronExpr *e;
+        time_t got = 0;
+        char gbuf[64];
+
+        set_tz(c->tz);
+        e = parse_ok(c->expr);
+        int r = fn(e, rfc3339(c->start), &got);
+        cron_free(e);
+        if (r != 0)
+                fail_msg("[%s] '%s' %s %s: returned %d, want %s", c->tz, c->expr, word, c->start, r, c->want);
+        if (got != rfc3339(c->want))
+                fail_msg("[%s] '%s' %s %s: got %s, want %s", c->tz, c->expr, word, c->start,
+                         fmt_utc(got, gbuf, sizeof(gbuf)), c->want);
+}
+
 static void test_next_table(void **state) {
         (void)state;
-
-        for (size_t i = 0; i < sizeof(next_cases) / sizeof(next_cases[0]); i++) {
-                const NextCase *c = &next_cases[i];
-                CronExpr *e;
-                time_t got = 0;
-                char gbuf[64];
-                int r;
-
-                set_tz(c->tz);
-                e = parse_ok(c->expr);
-                r = cron_next(e, rfc3339(c->start), &got);
-                cron_free(e);
-                if (r != 0)
-                        fail_msg("[%s] '%s' after %s: cron_next = %d, want %s", c->tz, c->expr, c->start, r, c->want);
-                if (got != rfc3339(c->want))
-                        fail_msg("[%s] '%s' after %s: got %s, want %s", c->tz, c->expr, c->start,
-                                 fmt_utc(got, gbuf, sizeof(gbuf)), c->want);
-        }
+        for (size_t i = 0; i < sizeof(next_cases) / sizeof(next_cases[0]); i++)
+                check_case(&next_cases[i], cron_next, "after");
 }
 
 /* Each result is fed back as the next `after`: across a transition the
@@ -633,24 +634,8 @@ static const NextCase prev_cases[] = {
 
 static void test_prev_table(void **state) {
         (void)state;
-
-        for (size_t i = 0; i < sizeof(prev_cases) / sizeof(prev_cases[0]); i++) {
-                const NextCase *c = &prev_cases[i];
-                CronExpr *e;
-                time_t got = 0;
-                char gbuf[64];
-                int r;
-
-                set_tz(c->tz);
-                e = parse_ok(c->expr);
-                r = cron_prev(e, rfc3339(c->start), &got);
-                cron_free(e);
-                if (r != 0)
-                        fail_msg("[%s] '%s' before %s: cron_prev = %d, want %s", c->tz, c->expr, c->start, r, c->want);
-                if (got != rfc3339(c->want))
-                        fail_msg("[%s] '%s' before %s: got %s, want %s", c->tz, c->expr, c->start,
-                                 fmt_utc(got, gbuf, sizeof(gbuf)), c->want);
-        }
+        for (size_t i = 0; i < sizeof(prev_cases) / sizeof(prev_cases[0]); i++)
+                check_case(&prev_cases[i], cron_prev, "before");
 }
 
 /* Every slot of the minute-by-minute reference, in each DST window: just
