@@ -289,6 +289,7 @@ static int cmd_status(const Config *c, int argc, char **argv) {
                 printf("last success:  %s\n", json_str(doc, "last_success"));
                 printf("next run:      %s\n", json_str(doc, "next_run"));
                 printf("watermark:     %s\n", json_str(doc, "watermark"));
+                printf("complete as of: %s\n", json_str(doc, "complete_as_of"));
         }
         json_decref(doc);
         buf_free(&body);

@@ -305,6 +305,8 @@ static void on_run_done(Manager *m, Task *t) {
         usec_t wm;
         if (t->record.status == RUN_STATUS_SUCCESS && watermark_parse(t->outcome.watermark, &wm) == 0)
                 m->health.watermark = wm;
+        if (t->record.status == RUN_STATUS_SUCCESS && t->outcome.complete_as_of > m->health.complete_as_of)
+                m->health.complete_as_of = t->outcome.complete_as_of;
         health_update_backlog(m);
         log_run_result(m, &t->record, &t->outcome);
         update_status(m);

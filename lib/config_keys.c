@@ -278,12 +278,13 @@ const KeyDef config_keys[] = {
         {
                 .name = "notify.debounce",
                 .type = KEY_DURATION,
-                .def = "2s",
+                .def = "250ms",
                 .offset = OFF(notify.debounce),
                 .min = 0,
                 .max = USEC_PER_HOUR,
-                .doc = "quiet time after a notification before the run starts",
-                .doc_more = "A burst of changes gives one run.",
+                .doc = "wait after a notification before the run starts",
+                .doc_more = "Notifications meanwhile join that run, so a burst of commits gives one run; one that "
+                            "arrives during a run queues exactly one follow-up.",
         },
 };
 

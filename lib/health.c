@@ -161,11 +161,12 @@ char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, in
         if (!last_run)
                 return NULL;
         /* "o" steals the references, also when json_pack fails. */
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:b}", "status", health_state_to_string(st),
-                                "instance", h->instance ? h->instance : "", "version", h->version ? h->version : "",
-                                "last_run", last_run, "last_success", json_time_or_null(h->last_success), "next_run",
-                                json_time_or_null(h->next_run), "watermark", json_time_or_null(h->watermark),
-                                "consecutive_failures", (json_int_t)h->consecutive_failures, "ready", (int)h->ready);
+        json_t *doc = json_pack(
+                "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "status", health_state_to_string(st), "instance",
+                h->instance ? h->instance : "", "version", h->version ? h->version : "", "last_run", last_run,
+                "last_success", json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run),
+                "watermark", json_time_or_null(h->watermark), "complete_as_of", json_time_or_null(h->complete_as_of),
+                "consecutive_failures", (json_int_t)h->consecutive_failures, "ready", (int)h->ready);
         if (!doc)
                 return NULL;
         char *s = json_dumps(doc, JSON_COMPACT);
@@ -255,6 +256,9 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
         put_seconds(f, "salesd_watermark_timestamp_seconds",
                     "Source change time up to which everything is in ClickHouse (Postgres clock); 0 = none yet.",
                     h->watermark);
+        put_seconds(f, "salesd_complete_as_of_timestamp_seconds",
+                    "Source time before which every committed change is in ClickHouse (Postgres clock); 0 = unknown.",
+                    h->complete_as_of);
         put_seconds(f, "salesd_next_run_timestamp_seconds", "Unix time of the next scheduled run; 0 = unknown.",
                     h->next_run);
         put_u64(f, "salesd_heartbeat_failures_total", "counter", "Heartbeat rows that could not be written.",

@@ -24,6 +24,7 @@ typedef struct Health {
         usec_t last_ok_or_skipped; /* last run that succeeded or was skipped; 0 = never */
         usec_t next_run;           /* 0 = unknown */
         usec_t watermark;          /* 0 = none yet */
+        usec_t complete_as_of;     /* source time before which every commit is stored (SPEC §10); 0 = unknown */
         unsigned consecutive_failures;
         uint64_t runs_total[_RUN_STATUS_MAX];
         uint64_t days_written_total;

@@ -18,6 +18,8 @@
 
 #define TS_FORMAT "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'"
 
+DEFINE_POINTER_CLEANUP_FUNC(PGresult, PQclear)
+
 struct PgSource {
         PGconn *conn;
         PGcancel *cancel;
@@ -191,19 +193,22 @@ int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen) {
 
 int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen) {
-        PGresult *res;
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        /* The oldest start of any other client backend's open transaction
+         * or of a prepared transaction; when none is open, this statement's
+         * own start: there is always a cap. */
         int r = exec_params(s, "late-commit guard",
                             "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),"
-                            " coalesce((SELECT to_char(min(xact_start) AT TIME ZONE 'UTC', " TS_FORMAT ")"
-                            "   FROM pg_stat_activity"
-                            "  WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                            "    AND xact_start IS NOT NULL), '')",
+                            " to_char(least(statement_timestamp(),"
+                            "   (SELECT min(xact_start) FROM pg_stat_activity"
+                            "     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                            "       AND xact_start IS NOT NULL),"
+                            "   (SELECT min(prepared) FROM pg_prepared_xacts)) AT TIME ZONE 'UTC', " TS_FORMAT ")",
                             0, NULL, &res, err, errlen);
         if (r < 0)
                 return r;
         *ret_can_see_all = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         snprintf(ret_guard, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 1));
-        PQclear(res);
         return 0;
 }
 
@@ -371,35 +376,96 @@ static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d,
         return -ERANGE;
 }
 
-DEFINE_POINTER_CLEANUP_FUNC(PGresult, PQclear)
+/* The span of the history in days (first to last order_date), from the
+ * two ends of the order_date index; 0 when there are no orders. */
+static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        _cleanup_(buf_free) Buf sql = { 0 };
+        if (buf_printf(&sql,
+                       "SELECT coalesce((max(order_date) AT TIME ZONE $1)::date"
+                       " - (min(order_date) AT TIME ZONE $1)::date + 1, 0) FROM %s",
+                       s->orders) < 0)
+                return -ENOMEM;
+        const char *params[] = { s->config->timezone };
+        int r = exec_params(s, "history span", sql.data, 1, params, &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        return 0;
+}
+
+/* Few days (the incremental case): per day, the orders of its two local
+ * midnights through the order_date index and their items through
+ * order_items(order_id): cost follows the affected days, not the history. */
+#define AGGREGATE_BY_PROBES                                                                                   \
+        "SELECT r.d::text,"                                                                                   \
+        " (SELECT count(*) FROM %1$s o WHERE o.order_date >= r.lo AND o.order_date < r.hi"                    \
+        "   AND o.status = ANY ($3::text[]))::text,"                                                          \
+        " coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text, coalesce(s.cost, 0)::text"                  \
+        " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi"   \
+        "         FROM unnest($1::date[]) AS d) AS r"                                                         \
+        " LEFT JOIN LATERAL (SELECT sum(i.quantity) AS qty, sum(i.price * i.quantity) AS revenue,"            \
+        "   sum(i.cost_price * i.quantity) AS cost FROM %1$s o JOIN %2$s i ON i.order_id = o.order_id"        \
+        "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS s ON true" \
+        " ORDER BY r.d"
+
+/* Many days (a first run, a long backfill): one pass over the range from
+ * the first to the last day, items hash-joined to their orders and summed
+ * per day, which Postgres can run in parallel; probing each order's items
+ * would cost an index lookup per order. */
+#define AGGREGATE_BY_JOIN                                                                                         \
+        "SELECT r.d::text, coalesce(c.n, 0)::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"       \
+        " coalesce(s.cost, 0)::text FROM unnest($1::date[]) AS r(d)"                                              \
+        " LEFT JOIN (SELECT (o.order_date AT TIME ZONE $2)::date AS d, count(*) AS n FROM %1$s o"                 \
+        "   WHERE o.order_date >= $4::timestamp AT TIME ZONE $2 AND o.order_date < $5::timestamp AT TIME ZONE $2" \
+        "     AND o.status = ANY ($3::text[]) GROUP BY 1) AS c ON c.d = r.d"                                      \
+        " LEFT JOIN (SELECT (o.order_date AT TIME ZONE $2)::date AS d, sum(i.quantity) AS qty,"                   \
+        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"                         \
+        "   FROM %1$s o JOIN %2$s i ON i.order_id = o.order_id"                                                   \
+        "   WHERE o.order_date >= $4::timestamp AT TIME ZONE $2 AND o.order_date < $5::timestamp AT TIME ZONE $2" \
+        "     AND o.status = ANY ($3::text[]) GROUP BY 1) AS s ON s.d = r.d"                                      \
+        " ORDER BY r.d"
+
+/* Up to a week of days is always probed; beyond that, days that cover a
+ * quarter of the history or more are aggregated in one pass. */
+#define PROBE_ALWAYS_DAYS  7
+#define JOIN_SPAN_FRACTION 4
+
+static int choose_by_join(PgSource *s, size_t n, bool *ret, char *err, size_t errlen) {
+        int64_t span = 0;
+        *ret = false;
+        if (n <= PROBE_ALWAYS_DAYS)
+                return 0;
+        int r = history_span_days(s, &span, err, errlen);
+        if (r < 0)
+                return r;
+        *ret = (int64_t)n * JOIN_SPAN_FRACTION >= span;
+        return 0;
+}
 
 int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
+        char first[DAY_STRLEN] = "", after_last[DAY_STRLEN] = "";
+        bool by_join = false;
         int r = aggregate_params(s->config, days, n, &day_list, &statuses);
-        /* One range per local day (its two midnights as timestamptz) drives an
-         * index range scan on orders.order_date; the LATERAL sums each order's
-         * items through order_items(order_id).  This keeps the planner from
-         * hash-joining all of order_items for a handful of days. */
         if (r == 0)
-                r = buf_printf(&sql,
-                               "SELECT r.d::text, count(o.order_id)::text,"
-                               " coalesce(sum(it.qty), 0)::text, coalesce(sum(it.revenue), 0)::text,"
-                               " coalesce(sum(it.cost), 0)::text"
-                               " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo,"
-                               "              ((d + 1)::timestamp AT TIME ZONE $2) AS hi"
-                               "         FROM unnest($1::date[]) AS d) AS r"
-                               " LEFT JOIN %s o ON o.order_date >= r.lo AND o.order_date < r.hi"
-                               "  AND o.status = ANY ($3::text[])"
-                               " LEFT JOIN LATERAL (SELECT sum(i.quantity) AS qty,"
-                               "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"
-                               "   FROM %s i WHERE i.order_id = o.order_id) AS it ON true"
-                               " GROUP BY r.d ORDER BY r.d",
-                               s->orders, s->items);
+                r = choose_by_join(s, n, &by_join, err, errlen);
         if (r < 0)
                 return r;
-        const char *params[] = { day_list.data, s->config->timezone, statuses.data };
-        r = exec_params(s, "aggregate affected days", sql.data, 3, params, &res, err, errlen);
+        if (by_join) {
+                day_format(days[0], first);
+                day_format(days[n - 1] + 1, after_last);
+        }
+        /* clang-format off */
+        r = by_join ? buf_printf(&sql, AGGREGATE_BY_JOIN, s->orders, s->items)
+                    : buf_printf(&sql, AGGREGATE_BY_PROBES, s->orders, s->items);
+        /* clang-format on */
+        if (r < 0)
+                return r;
+        const char *params[] = { day_list.data, s->config->timezone, statuses.data, first, after_last };
+        log_debug("postgres %s: aggregating %zu days by %s", s->where, n, by_join ? "one join" : "per-day probes");
+        r = exec_params(s, "aggregate affected days", sql.data, by_join ? 5 : 3, params, &res, err, errlen);
         if (r < 0)
                 return r;
 

@@ -32,9 +32,11 @@ void pg_source_cancel(PgSource *s);
 int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen);
 int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen);
 
-/* The start of the oldest open transaction of any other client backend
- * ("" when none) and whether this role may see other sessions' transactions
- * (pg_read_all_stats); read before the snapshot. */
+/* The late-commit guard (SPEC §4 step 2): the start of the oldest open
+ * transaction of any other client backend or prepared transaction, or this
+ * statement's start when none is open (never ""), and whether this role may
+ * see other sessions' transactions (pg_read_all_stats); read right before
+ * the snapshot. */
 int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen);
 

@@ -31,7 +31,7 @@ typedef struct Run {
         PgSource *pg;
         bool locked;
         char watermark[WATERMARK_STRLEN];   /* stored before the run ("" = none) */
-        char guard[WATERMARK_STRLEN];       /* oldest open transaction's start ("" = none) */
+        char guard[WATERMARK_STRLEN];       /* the late-commit guard (SPEC §4 step 2) */
         char max_changed[WATERMARK_STRLEN]; /* greatest updated_at/changed_at seen */
         uint64_t version;                   /* the snapshot's clock, usec */
         Day *days;
@@ -106,16 +106,17 @@ static int run_lock(Run *run) {
         return run->locked;
 }
 
-/* Step 2: the late-commit guard, and the stored watermark. */
+/* Step 2: the stored watermark, then, right before the snapshot, the
+ * late-commit guard: nothing may sit between the guard and the snapshot. */
 static int run_read_guard(Run *run) {
         bool can_see_all = true;
-        int r = pg_source_read_guard(run->pg, run->guard, &can_see_all, run->err, sizeof(run->err));
-        if (r < 0)
-                return r;
+        int r = 0;
+        if (!run->options->days) /* named days never move the watermark */
+                r = sink_read_watermark(run->sink, run->watermark, run->err, sizeof(run->err));
+        if (r == 0)
+                r = pg_source_read_guard(run->pg, run->guard, &can_see_all, run->err, sizeof(run->err));
         run->outcome.guard_blind = !can_see_all;
-        if (run->options->days)
-                return 0; /* named days never move the watermark */
-        return sink_read_watermark(run->sink, run->watermark, run->err, sizeof(run->err));
+        return r;
 }
 
 static int copy_named_days(Run *run) {
@@ -204,13 +205,18 @@ static int run_store(Run *run) {
 static int run_advance_watermark(Run *run) {
         char next[WATERMARK_STRLEN];
         snprintf(run->outcome.watermark, sizeof(run->outcome.watermark), "%s", run->watermark);
-        if (run->options->days || !watermark_next(run->watermark, run->max_changed, run->guard, next))
+        if (run->options->days)
                 return 0;
-        int r = sink_write_watermark(run->sink, next, run->version, run->err, sizeof(run->err));
-        if (r < 0)
-                return r;
-        snprintf(run->outcome.watermark, sizeof(run->outcome.watermark), "%s", next);
-        run->outcome.watermark_advanced = true;
+        if (watermark_next(run->watermark, run->max_changed, run->guard, next)) {
+                int r = sink_write_watermark(run->sink, next, run->version, run->err, sizeof(run->err));
+                if (r < 0)
+                        return r;
+                snprintf(run->outcome.watermark, sizeof(run->outcome.watermark), "%s", next);
+                run->outcome.watermark_advanced = true;
+        }
+        /* Every change committed before the guard is now in ClickHouse. */
+        if (watermark_parse(run->guard, &run->outcome.complete_as_of) < 0)
+                run->outcome.complete_as_of = 0;
         return 0;
 }
 

@@ -74,6 +74,8 @@ typedef struct RunOutcome {
         Day first_day, last_day;          /* affected range, when days_recomputed > 0 */
         char watermark[WATERMARK_STRLEN]; /* after the run ("" = none) */
         bool watermark_advanced;
+        usec_t complete_as_of; /* source time before which every committed change is stored
+                                  (SPEC §10); 0 = not known from this run */
 } RunOutcome;
 
 /* Executes one run.  Always fills *ret_record (status, counts, error) and

@@ -201,6 +201,7 @@ static void test_json_no_run(void **state) {
         assert_true(json_is_null(json_object_get(j, "last_success")));
         assert_true(json_is_null(json_object_get(j, "next_run")));
         assert_true(json_is_null(json_object_get(j, "watermark")));
+        assert_true(json_is_null(json_object_get(j, "complete_as_of")));
         assert_int_equal(json_integer_value(json_object_get(j, "consecutive_failures")), 0);
         assert_true(json_is_false(json_object_get(j, "ready")));
         json_decref(j);
@@ -219,6 +220,7 @@ static void test_json_with_run(void **state) {
         health_record_run(&h, &r);
         h.next_run = T0 + PERIOD;
         h.watermark = T0 - 5 * USEC_PER_MINUTE + 123;
+        h.complete_as_of = T0 + 11 * USEC_PER_SEC;
 
         char *s = health_render_json(&h, T0 + USEC_PER_MINUTE, PERIOD, &status);
         assert_non_null(s);
@@ -228,6 +230,7 @@ static void test_json_with_run(void **state) {
         assert_string_equal(json_string_value(json_object_get(j, "last_success")), "2026-11-25T07:00:12Z");
         assert_string_equal(json_string_value(json_object_get(j, "next_run")), "2026-11-25T13:00:00Z");
         assert_string_equal(json_string_value(json_object_get(j, "watermark")), "2026-11-25T06:55:00Z");
+        assert_string_equal(json_string_value(json_object_get(j, "complete_as_of")), "2026-11-25T07:00:11Z");
         assert_true(json_is_true(json_object_get(j, "ready")));
         json_t *lr = json_object_get(j, "last_run");
         assert_true(json_is_object(lr));
@@ -311,6 +314,7 @@ static void test_metrics_empty(void **state) {
         assert_has_line(m, "salesd_run_duration_seconds_count 0");
         assert_has_line(m, "salesd_last_success_timestamp_seconds 0");
         assert_has_line(m, "salesd_watermark_timestamp_seconds 0");
+        assert_has_line(m, "salesd_complete_as_of_timestamp_seconds 0");
         assert_has_line(m, "salesd_next_run_timestamp_seconds 0");
         assert_has_line(m, "salesd_up 1");
         assert_has_line(m, "salesd_ready 0");
@@ -339,6 +343,7 @@ static void test_metrics_values(void **state) {
         health_record_run(&h, &r);
         record(&h, RUN_STATUS_FAILED, T0 + 2 * USEC_PER_HOUR, 45 * USEC_PER_MINUTE + 1);
         h.watermark = T0 + 123456;
+        h.complete_as_of = T0 + 2 * USEC_PER_SEC + 500000;
         h.next_run = T0 + PERIOD;
         h.heartbeat_failures_total = 2;
         h.run_rows_pending = 5;
@@ -370,6 +375,7 @@ static void test_metrics_values(void **state) {
         assert_has_line(m, "# TYPE salesd_days_written_total counter");
         assert_has_line(m, "salesd_last_success_timestamp_seconds 1795593607");
         assert_has_line(m, "salesd_watermark_timestamp_seconds 1795590000.123456");
+        assert_has_line(m, "salesd_complete_as_of_timestamp_seconds 1795590002.5");
         assert_has_line(m, "salesd_next_run_timestamp_seconds 1795611600");
         assert_has_line(m, "# TYPE salesd_last_success_timestamp_seconds gauge");
         assert_has_line(m, "salesd_heartbeat_failures_total 2");
