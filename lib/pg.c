@@ -397,16 +397,15 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
 /* Few days (the incremental case): per day, the orders of its two local
  * midnights through the order_date index and their items through
  * order_items(order_id): cost follows the affected days, not the history. */
-#define AGGREGATE_BY_PROBES                                                                                   \
-        "SELECT r.d::text,"                                                                                   \
-        " (SELECT count(*) FROM %1$s o WHERE o.order_date >= r.lo AND o.order_date < r.hi"                    \
-        "   AND o.status = ANY ($3::text[]))::text,"                                                          \
-        " coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text, coalesce(s.cost, 0)::text"                  \
-        " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi"   \
-        "         FROM unnest($1::date[]) AS d) AS r"                                                         \
-        " LEFT JOIN LATERAL (SELECT sum(i.quantity) AS qty, sum(i.price * i.quantity) AS revenue,"            \
-        "   sum(i.cost_price * i.quantity) AS cost FROM %1$s o JOIN %2$s i ON i.order_id = o.order_id"        \
-        "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS s ON true" \
+#define AGGREGATE_BY_PROBES                                                                                 \
+        "SELECT r.d::text, s.n::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"              \
+        " coalesce(s.cost, 0)::text"                                                                        \
+        " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi" \
+        "         FROM unnest($1::date[]) AS d) AS r"                                                       \
+        " CROSS JOIN LATERAL (SELECT count(DISTINCT o.order_id) AS n, sum(i.quantity) AS qty,"              \
+        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"                   \
+        "   FROM %1$s o LEFT JOIN %2$s i ON i.order_id = o.order_id"                                        \
+        "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS s"       \
         " ORDER BY r.d"
 
 /* Many days (a first run, a long backfill): one pass over the range from

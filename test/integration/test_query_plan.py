@@ -63,6 +63,36 @@ def _scans(plan: dict) -> list[tuple[str, str | None, str | None, int]]:
     return out
 
 
+
+def _explained_run(pg_db, salesd, cfg) -> list[dict]:
+    """Runs `salesd once` with auto_explain logging every plan of the salesd
+    role in this database, with actual row counts; returns the plans.
+    Scoped to this database so no other test sees it."""
+    role, db = pg_db.user, pg_db.name
+    for setting, value in (
+        ("session_preload_libraries", "auto_explain"),
+        ("auto_explain.log_min_duration", "0"),
+        ("auto_explain.log_format", "json"),
+        ("auto_explain.log_analyze", "on"),
+        ("auto_explain.log_timing", "off"),
+        ("auto_explain.log_nested_statements", "on"),
+        ("log_min_messages", "log"),
+    ):
+        pg_db.execute(f'ALTER ROLE {role} IN DATABASE "{db}" SET {setting} = \'{value}\'')
+    log_path = pg_db.server.log_path
+    offset = log_path.stat().st_size
+    try:
+        r = salesd.run("once", config=cfg, timeout=300)
+    finally:
+        pg_db.execute(f'ALTER ROLE {role} IN DATABASE "{db}" RESET ALL')
+    assert r.returncode == 0, f"{r.stdout}{r.stderr}"
+    with open(log_path, "rb") as f:
+        f.seek(offset)
+        log = f.read().decode("utf-8", "replace")
+    plans = _plans_from_log(log)
+    assert plans, f"auto_explain logged no plan; log tail:\n{log[-3000:]}"
+    return plans
+
 def test_incremental_run_uses_indexes_and_reads_only_affected_days(pg_db, ch18_db, salesd):
     stats = shop.generate(
         pg_db.superuser_conninfo,
@@ -97,29 +127,7 @@ def test_incremental_run_uses_indexes_and_reads_only_affected_days(pg_db, ch18_d
 
     # Show every statement of the salesd role in this database, with actual
     # row counts.  Scoped to this database so no other test sees it.
-    role, db = pg_db.user, pg_db.name
-    for setting, value in (
-        ("session_preload_libraries", "auto_explain"),
-        ("auto_explain.log_min_duration", "0"),
-        ("auto_explain.log_format", "json"),
-        ("auto_explain.log_analyze", "on"),
-        ("auto_explain.log_timing", "off"),
-        ("auto_explain.log_nested_statements", "on"),
-        ("log_min_messages", "log"),
-    ):
-        pg_db.execute(f'ALTER ROLE {role} IN DATABASE "{db}" SET {setting} = \'{value}\'')
-    log_path = pg_db.server.log_path
-    offset = log_path.stat().st_size
-    try:
-        r = salesd.run("once", config=cfg, timeout=300)
-    finally:
-        pg_db.execute(f'ALTER ROLE {role} IN DATABASE "{db}" RESET ALL')
-    assert r.returncode == 0, f"{r.stdout}{r.stderr}"
-    with open(log_path, "rb") as f:
-        f.seek(offset)
-        log = f.read().decode("utf-8", "replace")
-    plans = _plans_from_log(log)
-    assert plans, f"auto_explain logged no plan; log tail:\n{log[-3000:]}"
+    plans = _explained_run(pg_db, salesd, cfg)
 
     runs = [x for x in oracle.ch_runs(ch18_db) if x["run_id"] not in runs_before]
     assert len(runs) == 1, runs
@@ -173,3 +181,30 @@ def test_incremental_run_uses_indexes_and_reads_only_affected_days(pg_db, ch18_d
     after = oracle.ch_versions(ch18_db)
     assert {d for d in after if first.get(d) != after[d]} <= {changed_day, today, today - dt.timedelta(days=1)}
     assert after[changed_day] > first[changed_day]
+
+
+def test_first_run_aggregates_the_history_in_one_pass(pg_db, ch18_db, salesd):
+    """With no watermark every day is affected: the aggregate must join
+    items to orders in one pass, not probe order_items once per order
+    (about a second a day at 100,000 orders a day)."""
+    shop.generate(pg_db.superuser_conninfo, days=120, orders_per_day=200, items_per_order=3, seed=43)
+    pg_db.execute("ANALYZE")
+    total_orders = pg_db.query("SELECT count(*) FROM orders")[0][0]
+    cfg = salesd.write_config(pg_db, ch18_db)
+    r = salesd.run("init-schema", config=cfg)
+    assert r.returncode == 0, r.stderr
+    plans = _explained_run(pg_db, salesd, cfg)
+    agg = [p for p in plans if "sum(i.quantity)" in p.get("Query Text", "")]
+    assert len(agg) == 1, [p.get("Query Text", "")[:200] for p in plans]
+    item_scans = [
+        (node["Node Type"], int(node.get("Actual Loops", 1)))
+        for node in _nodes(agg[0]["Plan"])
+        if node.get("Relation Name") == "order_items"
+    ]
+    loops = sum(n for _, n in item_scans)
+    print(f"first run: {total_orders} orders; order_items scans of the aggregate: {item_scans}")
+    assert item_scans and loops <= 4, f"order_items probed {loops} times for {total_orders} orders: {item_scans}"
+    orders, items = oracle.read_source(pg_db.query)
+    exp = oracle.compute(orders, items, "UTC")
+    got = oracle.ch_metrics(ch18_db)
+    assert {d: got[d] for d in exp} == exp
