@@ -89,6 +89,14 @@ static int exit_code_for(int r, bool unavailable) {
         return unavailable ? EX_UNAVAILABLE : 1;
 }
 
+/* SPEC §5: a once/backfill skipped because another instance holds the lock
+ * is 75 (EX_TEMPFAIL): nothing was computed, a retry later may work. */
+static int exit_code_for_run(int r, const RunRecord *rec, const RunOutcome *out) {
+        if (r >= 0 && rec->status == RUN_STATUS_SKIPPED)
+                return EX_TEMPFAIL;
+        return exit_code_for(r, out->server_unavailable);
+}
+
 static void log_run(const RunRecord *rec, const RunOutcome *out, bool explicit_days) {
         char summary[2048];
         log_msg(run_summary(rec, out, explicit_days, summary, sizeof(summary)), "%s", summary);
@@ -126,7 +134,7 @@ static int do_run(const Config *c, const char *trigger, const Day *days, size_t 
         r = run_execute(c, &o, &ctl, backlog, &rec, &out);
         log_run(&rec, &out, days != NULL);
         run_control_done(&ctl);
-        return exit_code_for(r, out.server_unavailable);
+        return exit_code_for_run(r, &rec, &out);
 }
 
 static int cmd_once(const Config *c, int argc, char **argv) {

@@ -1,9 +1,12 @@
 /* Step 4 of a run (SPEC §3, §4): compare recomputed days with what the sink
  * holds and insert only those that changed, each with a version greater
- * than its stored one.  An insert that failed ambiguously (timeout, lost
- * connection) may have landed: the retry re-reads the stored rows first and
- * resends only what is still missing, so no two rows of a day share a
- * version. */
+ * than its stored one; a stored row from a newer snapshot than the run's
+ * stands.  An insert that failed ambiguously (timeout, lost connection) may
+ * have landed, or may still be running on the server: the retry ends it
+ * (by its query_id) if the server still runs it, re-reads the stored rows
+ * and resends only what is still missing, with a greater version than the
+ * attempt before, so no two rows of a day share a version even when the
+ * earlier attempt lands late. */
 #pragma once
 
 #include <stddef.h>
@@ -16,6 +19,11 @@ typedef struct ApplyOptions {
         uint64_t run_version; /* the snapshot's clock, usec (SPEC §3) */
         usec_t computed_at;   /* written to computed_at */
         unsigned retries;     /* extra attempts after a failed insert */
+        const char *run_id;   /* names each attempt's query_id */
+        /* Called right before each insert; a negative errno stops the run
+         * there (the run's lock is gone: SPEC §4 step 4).  May be NULL. */
+        int (*fence)(void *userdata, char *err, size_t errlen);
+        void *fence_userdata;
 } ApplyOptions;
 
 /* Writes the days of computed that differ from their stored rows.

@@ -26,6 +26,7 @@ struct ChClient {
         usec_t timeout;
         unsigned retries;
         const atomic_bool *cancel;
+        char query_id[64]; /* "" = let the server choose */
 };
 
 static bool cancelled(const ChClient *c) {
@@ -87,6 +88,15 @@ void ch_client_free(ChClient *c) {
         free(c->base);
         free(c->database);
         free(c);
+}
+
+int ch_client_set_query_id(ChClient *c, const char *id) {
+        size_t n = id ? strlen(id) : 0;
+        if (n >= sizeof(c->query_id) ||
+            strspn(id ? id : "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-") != n)
+                return -EINVAL;
+        memcpy(c->query_id, id ? id : "", n + 1);
+        return 0;
 }
 
 void ch_client_set_cancel_flag(ChClient *c, const atomic_bool *flag) {
@@ -157,6 +167,8 @@ static int request_once(ChClient *c, const char *sql, const char *data, unsigned
                 buf_printf(&url, "&query=%s", q);
                 curl_free(q);
         }
+        if (*c->query_id)
+                buf_printf(&url, "&query_id=%s", c->query_id); /* [A-Za-z0-9-] only, see ch.h */
         if (!(flags & CH_NO_DATABASE)) {
                 char *db = curl_easy_escape(c->curl, c->database, 0);
                 if (db)

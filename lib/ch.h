@@ -25,6 +25,11 @@ static inline void ch_client_freep(ChClient **c) {
         ch_client_free(*c);
 }
 
+/* The query_id sent with the following requests (NULL or "": none, the
+ * server chooses); at most 63 characters of [A-Za-z0-9-].  An attempt that
+ * timed out on the client can then be found in system.processes. */
+int ch_client_set_query_id(ChClient *c, const char *id);
+
 /* While *flag is true, requests and backoff sleeps stop early (-ECANCELED). */
 void ch_client_set_cancel_flag(ChClient *c, const atomic_bool *flag);
 

@@ -49,21 +49,17 @@ bool metrics_equal(const DayStats *a, const DayStats *b) {
 }
 
 size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *stored, size_t n_stored,
-                           uint64_t run_version, uint64_t *ret_versions) {
+                           uint64_t snapshot_version, uint64_t version, uint64_t *ret_versions) {
         size_t writes = 0;
         for (size_t i = 0; i < n; i++) {
                 const StoredDay *latest = NULL;
                 for (size_t j = 0; j < n_stored; j++)
                         if (stored[j].stats.day == computed[i].day && (!latest || stored[j].version > latest->version))
                                 latest = &stored[j];
-                if (latest && metrics_equal(&latest->stats, &computed[i])) {
-                        ret_versions[i] = 0;
+                ret_versions[i] = 0;
+                if (latest && (metrics_equal(&latest->stats, &computed[i]) || latest->version > snapshot_version))
                         continue;
-                }
-                uint64_t v = run_version;
-                if (latest && latest->version >= v)
-                        v = latest->version + 1;
-                ret_versions[i] = v;
+                ret_versions[i] = latest && latest->version >= version ? latest->version + 1 : version;
                 writes++;
         }
         return writes;

@@ -35,10 +35,14 @@ int metrics_check_range(const DayStats *s, char *err, size_t errlen);
 
 bool metrics_equal(const DayStats *a, const DayStats *b);
 
-/* For each computed day, the version to write it with, or 0 when the stored
- * latest row (if any) already holds the same metrics.  A written day gets
- * max(run_version, stored version + 1), so versions strictly increase per
- * day even when clocks disagree.  stored may list days in any order and
- * days that were not computed.  Returns the number of days to write. */
+/* For each computed day, the version to write it with, or 0 when it is
+ * not written: the stored latest row (if any) holds the same metrics, or it
+ * was computed from a newer snapshot than this run's (its version is greater
+ * than snapshot_version: it stands, SPEC §4).  A written day gets
+ * max(version, stored version + 1), so versions strictly increase per day;
+ * version is the snapshot's clock, plus one per earlier attempt of the same
+ * run, so that two attempts never share a version.  stored may list days in
+ * any order and days that were not computed.  Returns the number of days to
+ * write. */
 size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *stored, size_t n_stored,
-                           uint64_t run_version, uint64_t *ret_versions);
+                           uint64_t snapshot_version, uint64_t version, uint64_t *ret_versions);

@@ -183,6 +183,26 @@ int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, si
         return 0;
 }
 
+int pg_source_check_lock(PgSource *s, int64_t key, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        char k[32], inner[512] = "";
+        snprintf(k, sizeof(k), "%" PRId64, key);
+        const char *params[] = { k };
+        /* A bigint advisory key is split into classid (high half) and objid (low half). */
+        int r = exec_params(s, "check advisory lock",
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+                            " AND granted AND objsubid = 1 AND classid = (($1::bigint >> 32) & 4294967295)::oid"
+                            " AND objid = ($1::bigint & 4294967295)::oid",
+                            1, params, &res, inner, sizeof(inner));
+        if (r == 0 && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+                return 0;
+        snprintf(err, errlen,
+                 "lock lost: the postgres session that held advisory lock %" PRId64
+                 " (postgres.lock_key) is gone%s%s; nothing more is written by this run, the next run redoes its days",
+                 key, *inner ? ": " : "", inner);
+        return -ENOLCK;
+}
+
 int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen) {
         char k[32];
         snprintf(k, sizeof(k), "%" PRId64, key);

@@ -32,6 +32,11 @@ void pg_source_cancel(PgSource *s);
 int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen);
 int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen);
 
+/* Whether this connection still holds the advisory lock key (SPEC §4 step
+ * 4: checked right before every ClickHouse write).  -ENOLCK ("lock lost",
+ * err says why) when it does not or the connection is gone. */
+int pg_source_check_lock(PgSource *s, int64_t key, char *err, size_t errlen);
+
 /* The late-commit guard (SPEC §4 step 2): the start of the oldest open
  * transaction of any other client backend or prepared transaction, or this
  * statement's start when none is open (never ""), and whether this role may

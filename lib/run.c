@@ -176,6 +176,14 @@ static size_t keep_representable(Run *run, Buf *errors) {
         return kept;
 }
 
+/* SPEC §4 step 4: every ClickHouse write of the run happens while it holds
+ * its lock; a run whose session died (and whose lock another instance may
+ * hold by now) stops writing. */
+static int run_fence(void *userdata, char *err, size_t errlen) {
+        const Run *run = userdata;
+        return pg_source_check_lock(run->pg, run->config->postgres.lock_key, err, errlen);
+}
+
 /* Step 4: write what changed.  A day whose values do not fit its columns
  * fails loudly; the other days are still written, the run fails and the
  * watermark stays. */
@@ -186,6 +194,9 @@ static int run_store(Run *run) {
                 .run_version = run->version,
                 .computed_at = now_usec(CLOCK_REALTIME),
                 .retries = run->config->clickhouse.retries,
+                .run_id = run->record.run_id,
+                .fence = run_fence,
+                .fence_userdata = run,
         };
         int r = check_cancel(run);
         if (r == 0)
@@ -208,7 +219,9 @@ static int run_advance_watermark(Run *run) {
         if (run->options->days)
                 return 0;
         if (watermark_next(run->watermark, run->max_changed, run->guard, next)) {
-                int r = sink_write_watermark(run->sink, next, run->version, run->err, sizeof(run->err));
+                int r = run_fence(run, run->err, sizeof(run->err));
+                if (r == 0)
+                        r = sink_write_watermark(run->sink, next, run->version, run->err, sizeof(run->err));
                 if (r < 0)
                         return r;
                 snprintf(run->outcome.watermark, sizeof(run->outcome.watermark), "%s", next);

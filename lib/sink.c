@@ -189,12 +189,27 @@ static int ch_read_days(Sink *s, const Day *days, size_t n, StoredDay **ret, siz
 }
 
 static int ch_insert_days(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,
-                          char *err, size_t errlen) {
+                          const char *query_id, char *err, size_t errlen) {
         _cleanup_(buf_free) Buf body = { 0 };
-        int r = 0;
+        int r = ch_client_set_query_id(client(s), query_id);
         for (size_t i = 0; i < n && r == 0; i++)
                 r = sink_format_day(&body, &days[i], computed_at, versions[i]);
-        return r < 0 ? r : ch_query(client(s), INSERT_DAYS, body.data, CH_NO_RETRY, NULL, err, errlen);
+        if (r == 0)
+                r = ch_query(client(s), INSERT_DAYS, body.data, CH_NO_RETRY, NULL, err, errlen);
+        (void)ch_client_set_query_id(client(s), NULL);
+        return r;
+}
+
+/* KILL QUERY ... SYNC returns once the statement is gone (cancelled, or
+ * finished meanwhile); a statement the server no longer (or not yet) lists
+ * is not an error.  18.16 lists an INSERT only once its body arrived, which
+ * is why every attempt also takes a new version. */
+static int ch_end_query(Sink *s, const char *query_id, char *err, size_t errlen) {
+        _cleanup_free_ char *lit = ch_quote_string(query_id);
+        _cleanup_(buf_free) Buf sql = { 0 };
+        if (!lit || buf_printf(&sql, "KILL QUERY WHERE query_id = %s SYNC FORMAT TabSeparated", lit) < 0)
+                return -ENOMEM;
+        return ch_query(client(s), sql.data, NULL, 0, NULL, err, errlen);
 }
 
 static int ch_write_watermark(Sink *s, const char *value, uint64_t version, char *err, size_t errlen) {
@@ -210,7 +225,15 @@ static int format_run_id(Buf *b, const void *items, size_t i) {
 
 static int ch_runs_stored(Sink *s, const RunRecord *rows, size_t n, bool *ret_stored, char *err, size_t errlen) {
         _cleanup_free_ char *body = NULL;
-        int r = select_in(s, "SELECT run_id FROM salesd_runs WHERE run_id", rows, n, format_run_id, &body, err, errlen);
+        char head[128];
+        usec_t oldest = UINT64_MAX;
+        for (size_t i = 0; i < n; i++)
+                oldest = MIN(oldest, rows[i].started_at);
+        /* started_at bounds the scan to the parts of the backlog's time */
+        snprintf(head, sizeof(head),
+                 "SELECT run_id FROM salesd_runs WHERE started_at >= toDateTime(%" PRIu64 ") AND run_id",
+                 n ? unix_seconds(oldest) : 0);
+        int r = select_in(s, head, rows, n, format_run_id, &body, err, errlen);
         if (r < 0)
                 return r;
         memset(ret_stored, 0, n * sizeof(bool));
@@ -254,6 +277,7 @@ static const SinkOps clickhouse_ops = {
         .read_watermark = ch_read_watermark,
         .read_days = ch_read_days,
         .insert_days = ch_insert_days,
+        .end_query = ch_end_query,
         .write_watermark = ch_write_watermark,
         .runs_stored = ch_runs_stored,
         .insert_runs = ch_insert_runs,

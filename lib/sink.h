@@ -39,12 +39,17 @@ typedef struct SinkOps {
          * order; malloc'd array). */
         int (*read_days)(Sink *s, const Day *days, size_t n, StoredDay **ret, size_t *ret_n, char *err, size_t errlen);
         /* One attempt at inserting rows of daily_sales_stats, days[i] with
-         * versions[i]; never retried inside (a plain MergeTree insert is not
-         * deduplicated: the caller re-reads before resending). */
+         * versions[i], sent with query_id (unique per attempt); never retried
+         * inside (a plain MergeTree insert is not deduplicated: the caller
+         * re-reads before resending). */
         int (*insert_days)(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,
-                           char *err, size_t errlen);
+                           const char *query_id, char *err, size_t errlen);
+        /* Ends the statement sent with query_id if the server still runs it
+         * (an attempt the client gave up on), waiting until it is gone. */
+        int (*end_query)(Sink *s, const char *query_id, char *err, size_t errlen);
         int (*write_watermark)(Sink *s, const char *value, uint64_t version, char *err, size_t errlen);
-        /* ret_stored[i]: whether a salesd_runs row with rows[i].run_id exists. */
+        /* ret_stored[i]: whether a salesd_runs row with rows[i].run_id exists
+         * (rows only ever look back as far as the oldest rows[i].started_at). */
         int (*runs_stored)(Sink *s, const RunRecord *rows, size_t n, bool *ret_stored, char *err, size_t errlen);
         /* One attempt at inserting rows into salesd_runs. */
         int (*insert_runs)(Sink *s, const RunRecord *const *rows, size_t n, const char *instance, char *err,
@@ -74,8 +79,11 @@ static inline int sink_read_days(Sink *s, const Day *days, size_t n, StoredDay *
         return s->ops->read_days(s, days, n, ret, ret_n, err, errlen);
 }
 static inline int sink_insert_days(Sink *s, const DayStats *days, const uint64_t *versions, size_t n,
-                                   usec_t computed_at, char *err, size_t errlen) {
-        return s->ops->insert_days(s, days, versions, n, computed_at, err, errlen);
+                                   usec_t computed_at, const char *query_id, char *err, size_t errlen) {
+        return s->ops->insert_days(s, days, versions, n, computed_at, query_id, err, errlen);
+}
+static inline int sink_end_query(Sink *s, const char *query_id, char *err, size_t errlen) {
+        return s->ops->end_query(s, query_id, err, errlen);
 }
 static inline int sink_write_watermark(Sink *s, const char *value, uint64_t version, char *err, size_t errlen) {
         return s->ops->write_watermark(s, value, version, err, errlen);

@@ -25,12 +25,14 @@ def test_once_is_skipped_while_another_instance_holds_the_lock(salesd, pg_db, ch
     holder = hold_lock(pg_db)
     try:
         r = salesd.run("once", config=cfg)
+        b = salesd.run("backfill", "--from", "2026-01-01", "--to", "2026-01-02", config=cfg)
     finally:
         holder.close()
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 75, r.stderr  # SPEC §5: EX_TEMPFAIL, nothing computed
+    assert b.returncode == 75, b.stderr
     assert "skipped: another instance holds the postgres advisory lock 7345001" in r.stderr
     rows = ch_db.rows("SELECT status, trigger, days_recomputed, days_written, error FROM salesd_runs FORMAT TabSeparated")
-    assert rows == [["skipped", "cli", "0", "0", "another instance holds the postgres advisory lock 7345001 (postgres.lock_key)"]]
+    assert rows == [["skipped", "cli", "0", "0", "another instance holds the postgres advisory lock 7345001 (postgres.lock_key)"]] * 2
     assert ch_db.rows("SELECT count() FROM daily_sales_stats FORMAT TabSeparated") == [["0"]]
     # with the lock free again, the next run computes
     r = salesd.run("once", config=cfg)

@@ -32,7 +32,7 @@ static void store_text(FakeSink *f, const char *row) {
 
 static int apply(FakeSink *f, const DayStats *days, size_t n, unsigned retries, unsigned *ret_written) {
         char err[256] = "";
-        ApplyOptions o = { .run_version = RUN_VERSION, .computed_at = 0, .retries = retries };
+        ApplyOptions o = { .run_version = RUN_VERSION, .computed_at = 0, .retries = retries, .run_id = "r1" };
         return apply_days(&f->base, days, n, &o, ret_written, err, sizeof(err));
 }
 
@@ -89,20 +89,65 @@ static void test_decimal_text_is_compared_as_value(void **state) {
 static void test_version_greater_than_stored(void **state) {
         (void)state;
         FakeSink *f = fake_sink_new();
-        /* stored by a host whose clock ran ahead: version above this run's */
+        /* day 100: computed from a newer snapshot by another instance: it stands */
         store_text(f, "1970-04-11\t1\t1\t9.99\t0\t9.99\t9.99\t5000");
-        store_text(f, "1970-04-12\t1\t1\t9.99\t0\t9.99\t9.99\t10");
+        /* day 101: an older row at the run's own clock: the new row goes above it */
+        store_text(f, "1970-04-12\t1\t1\t9.99\t0\t9.99\t9.99\t1000");
         DayStats d[3] = { day_stats(100, 1, 310), day_stats(101, 1, 310), day_stats(102, 1, 310) };
         unsigned written;
         assert_int_equal(apply(f, d, 3, 0, &written), 0);
-        assert_int_equal(written, 3);
+        assert_int_equal(written, 2);
         uint64_t v[4];
-        assert_int_equal(versions_of(f, 100, v, 4), 2);
-        assert_true(v[1] == 5001); /* stored + 1 */
+        assert_int_equal(versions_of(f, 100, v, 4), 1); /* never overwritten with older numbers */
         assert_int_equal(versions_of(f, 101, v, 4), 2);
-        assert_true(v[1] == RUN_VERSION); /* the run's clock */
+        assert_true(v[1] == RUN_VERSION + 1); /* stored + 1 */
         assert_int_equal(versions_of(f, 102, v, 4), 1);
-        assert_true(v[0] == RUN_VERSION); /* no row yet */
+        assert_true(v[0] == RUN_VERSION); /* no row yet: the run's clock */
+        free(f);
+}
+
+static void test_each_attempt_takes_a_greater_version(void **state) {
+        (void)state;
+        /* The first attempt times out on the client but finishes on the
+         * server later, after the retry: still no two rows share a version. */
+        FakeSink *f = fake_sink_new();
+        DayStats d[2] = { day_stats(100, 1, 310), day_stats(101, 1, 50) };
+        unsigned written;
+        f->fail_inserts = 1, f->fail_lands_late = true, f->fail_error = -ETIMEDOUT;
+        assert_int_equal(apply(f, d, 2, 3, &written), 0);
+        assert_int_equal(f->inserts, 2);
+        assert_true(f->attempt_versions[0] == RUN_VERSION);
+        assert_true(f->attempt_versions[1] == RUN_VERSION + 1);
+        assert_string_equal(f->query_ids[0], "salesd-r1-0");
+        assert_string_equal(f->query_ids[1], "salesd-r1-1");
+        /* the retry first ended the attempt the server might still run */
+        assert_int_equal(f->n_ended, 1);
+        assert_string_equal(f->ended[0], "salesd-r1-0");
+        for (Day day = 100; day <= 101; day++) {
+                uint64_t v[4];
+                assert_int_equal(versions_of(f, day, v, 4), 2);
+                assert_true(v[0] != v[1]);
+        }
+        free(f);
+}
+
+static int lock_gone(void *userdata, char *err, size_t errlen) {
+        (*(unsigned *)userdata)++;
+        snprintf(err, errlen, "lock lost: test");
+        return -ENOLCK;
+}
+
+static void test_no_insert_without_the_lock(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats d = day_stats(100, 1, 310);
+        unsigned written, calls = 0;
+        char err[256] = "";
+        ApplyOptions o = { .run_version = RUN_VERSION, .retries = 5, .fence = lock_gone, .fence_userdata = &calls };
+        assert_int_equal(apply_days(&f->base, &d, 1, &o, &written, err, sizeof(err)), -ENOLCK);
+        assert_int_equal(calls, 1);
+        assert_int_equal(f->inserts, 0); /* nothing written, and no retry */
+        assert_non_null(strstr(err, "lock lost"));
         free(f);
 }
 
@@ -182,6 +227,8 @@ int main(void) {
                 cmocka_unit_test(test_equal_values_skip),
                 cmocka_unit_test(test_decimal_text_is_compared_as_value),
                 cmocka_unit_test(test_version_greater_than_stored),
+                cmocka_unit_test(test_each_attempt_takes_a_greater_version),
+                cmocka_unit_test(test_no_insert_without_the_lock),
                 cmocka_unit_test(test_ambiguous_failure_that_landed_is_not_resent),
                 cmocka_unit_test(test_ambiguous_failure_that_did_not_land_is_resent),
                 cmocka_unit_test(test_retries_are_bounded_and_rejections_final),

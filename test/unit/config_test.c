@@ -225,7 +225,7 @@ static void assert_defaults(const Config *c) {
         assert_string_equal(c->http.token_file, "");
         assert_null(c->http.token);
         assert_string_equal(c->notify.channel, "");
-        assert_true(c->notify.debounce == 2 * USEC_PER_SEC);
+        assert_true(c->notify.debounce == 250 * USEC_PER_MSEC);
 }
 
 /* ------------------------------------------------------------ good files */

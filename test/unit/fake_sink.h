@@ -20,11 +20,17 @@ typedef struct FakeSink {
         size_t n_runs;
         char watermark[WATERMARK_STRLEN];
         unsigned reads, inserts, run_inserts, backoffs;
-        int fail_inserts; /* fail this many insert attempts ... */
-        int fail_error;   /* ... with this error */
-        bool fail_landed; /* ... after the rows were stored */
-        int fail_reads;   /* fail this many reads with fail_error */
-        uint64_t last_versions[FAKE_MAX_ROWS];
+        int fail_inserts;              /* fail this many insert attempts ... */
+        int fail_error;                /* ... with this error */
+        bool fail_landed;              /* ... after the rows were stored */
+        int fail_reads;                /* fail this many reads with fail_error */
+        uint64_t attempt_versions[16]; /* version of the first row of each insert attempt */
+        char query_ids[16][64];        /* query_id of each insert attempt */
+        char ended[16][64];            /* query_ids passed to end_query, in order */
+        unsigned n_ended;
+        StoredDay late[FAKE_MAX_ROWS]; /* rows of a failed attempt that land with the next insert */
+        size_t n_late;
+        bool fail_lands_late;
 } FakeSink;
 
 static FakeSink *fake(Sink *s) {
@@ -63,13 +69,24 @@ static int fake_read_days(Sink *s, const Day *days, size_t n, StoredDay **ret, s
 }
 
 static int fake_insert_days(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,
-                            char *err, size_t errlen) {
+                            const char *query_id, char *err, size_t errlen) {
         FakeSink *f = fake(s);
         (void)computed_at;
+        if (f->inserts < 16) {
+                f->attempt_versions[f->inserts] = n ? versions[0] : 0;
+                snprintf(f->query_ids[f->inserts], 64, "%s", query_id);
+        }
         f->inserts++;
         bool fail = f->fail_inserts > 0;
         if (fail)
                 f->fail_inserts--;
+        for (size_t i = 0; i < f->n_late; i++) /* a timed-out attempt finishing on the server */
+                f->days[f->n_days++] = f->late[i];
+        f->n_late = 0;
+        for (size_t i = 0; i < n && fail && f->fail_lands_late; i++) {
+                f->late[f->n_late].stats = days[i];
+                f->late[f->n_late++].version = versions[i];
+        }
         if (!fail || f->fail_landed)
                 for (size_t i = 0; i < n; i++) {
                         f->days[f->n_days].stats = days[i];
@@ -79,6 +96,14 @@ static int fake_insert_days(Sink *s, const DayStats *days, const uint64_t *versi
                 snprintf(err, errlen, "fake insert failure");
                 return f->fail_error;
         }
+        return 0;
+}
+
+static int fake_end_query(Sink *s, const char *query_id, char *err, size_t errlen) {
+        FakeSink *f = fake(s);
+        (void)err, (void)errlen;
+        if (f->n_ended < 16)
+                snprintf(f->ended[f->n_ended++], 64, "%s", query_id);
         return 0;
 }
 
@@ -145,6 +170,7 @@ static const SinkOps fake_ops = {
         .read_watermark = fake_read_watermark,
         .read_days = fake_read_days,
         .insert_days = fake_insert_days,
+        .end_query = fake_end_query,
         .write_watermark = fake_write_watermark,
         .runs_stored = fake_runs_stored,
         .insert_runs = fake_insert_runs,

@@ -68,7 +68,7 @@ static void test_plan_writes(void **state) {
                 stats(10, 1, 1, 310, 100), /* same as stored (stored printed as 3.1 or 3.10: same value) */
                 stats(11, 2, 2, 500, 100), /* changed */
                 stats(12, 0, 0, 0, 0),     /* never stored: zero row */
-                stats(13, 1, 1, 100, 0),   /* stored version is ahead of our clock */
+                stats(13, 1, 1, 100, 0),   /* stored from a newer snapshot than ours: it stands */
         };
         StoredDay stored[] = {
                 { stats(10, 1, 1, 310, 100), 50 }, { stats(11, 2, 2, 400, 100), 60 },
@@ -76,23 +76,31 @@ static void test_plan_writes(void **state) {
                 { stats(13, 1, 1, 999, 0), 5000 }, { stats(99, 1, 1, 1, 1), 1 }, /* a day not computed */
         };
         uint64_t versions[4];
-        size_t n = metrics_plan_writes(computed, 4, stored, 5, 1000, versions);
-        assert_int_equal(n, 3);
+        size_t n = metrics_plan_writes(computed, 4, stored, 5, 1000, 1000, versions);
+        assert_int_equal(n, 2);
         assert_true(versions[0] == 0);
         assert_true(versions[1] == 1000);
         assert_true(versions[2] == 1000);
-        assert_true(versions[3] == 5001); /* strictly greater than what is stored */
+        assert_true(versions[3] == 0); /* never overwritten with older numbers */
+
+        /* a second attempt of the same run takes a greater version than the first */
+        assert_int_equal(metrics_plan_writes(computed, 4, stored, 5, 1000, 1002, versions), 2);
+        assert_true(versions[1] == 1002 && versions[2] == 1002);
+        /* and stays above a stored row of the run's own snapshot time */
+        StoredDay same_time[] = { { stats(11, 2, 2, 400, 100), 1002 } };
+        assert_int_equal(metrics_plan_writes(&computed[1], 1, same_time, 1, 1002, 1002, versions), 1);
+        assert_true(versions[0] == 1003);
 
         /* a second plan against what the first wrote writes nothing */
         StoredDay after[] = {
-                { computed[0], 50 }, { computed[1], 1000 }, { computed[2], 1000 }, { computed[3], 5001 }
+                { computed[0], 50 }, { computed[1], 1000 }, { computed[2], 1000 }, { stats(13, 1, 1, 999, 0), 5000 }
         };
-        assert_int_equal(metrics_plan_writes(computed, 4, after, 4, 2000, versions), 0);
+        assert_int_equal(metrics_plan_writes(computed, 4, after, 4, 1000, 1001, versions), 0);
         for (size_t i = 0; i < 4; i++)
                 assert_true(versions[i] == 0);
 
         /* nothing stored at all: everything is written at the run version */
-        assert_int_equal(metrics_plan_writes(computed, 4, NULL, 0, 7, versions), 4);
+        assert_int_equal(metrics_plan_writes(computed, 4, NULL, 0, 7, 7, versions), 4);
         for (size_t i = 0; i < 4; i++)
                 assert_true(versions[i] == 7);
 }
