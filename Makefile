@@ -1,4 +1,4 @@
-# salesd — one explicit Makefile.  Targets: all test demo bench deps install
+# salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
 # clean format format-check (plus unit, integration, cppcheck, airflow-venv).
 PREFIX ?= /usr/local
 DESTDIR ?=
