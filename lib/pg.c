@@ -277,85 +277,105 @@ static int append_array_literal(Buf *b, const char *const *items, size_t n) {
         return r < 0 ? r : buf_puts(b, "}");
 }
 
-int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
-                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen) {
-        const Config *c = s->config;
-        char reconcile[16];
-        Buf sql = { 0 };
-        PGresult *res = NULL;
-        int r;
-
-        snprintf(reconcile, sizeof(reconcile), "%u", c->reconcile_days);
-        const char *params[] = { since ? since : "-infinity", c->timezone, reconcile };
-
-        /* The lower bound is a plain parameter, not a subquery: the planner
-         * then estimates the few changed rows from the index (a CTE made it
-         * guess a third of each table and scan all orders).  Without a
-         * watermark every order is "changed": the orders scan alone
-         * finds every day with source rows. */
-        buf_printf(&sql,
-                   "SELECT DISTINCT d::text FROM ("
-                   " SELECT (now() AT TIME ZONE $2)::date - g AS d FROM generate_series(0, $3::int) AS g"
-                   " UNION ALL SELECT (o.order_date AT TIME ZONE $2)::date FROM %s o"
-                   "  WHERE o.updated_at > $1::timestamptz",
-                   s->orders);
-        if (since)
-                buf_printf(&sql,
+/* The days of the changes after `since` (SPEC §4 step 3).  The lower bound
+ * is a plain parameter, not a subquery: the planner then estimates the few
+ * changed rows from the index (a CTE made it guess a third of each table
+ * and scan all orders). */
+static int build_changed_days(PgSource *s, Buf *sql) {
+        int r = buf_printf(sql,
+                           "SELECT DISTINCT d::text FROM ("
+                           " SELECT (now() AT TIME ZONE $2)::date - g AS d FROM generate_series(0, $3::int) AS g"
+                           " UNION ALL SELECT (o.order_date AT TIME ZONE $2)::date FROM %s o"
+                           "  WHERE o.updated_at > $1::timestamptz"
                            " UNION ALL SELECT (o.order_date AT TIME ZONE $2)::date FROM %s i"
                            "  JOIN %s o ON o.order_id = i.order_id WHERE i.updated_at > $1::timestamptz",
-                           s->items, s->orders);
-        if (s->tombstones)
-                buf_printf(&sql,
-                           " UNION ALL SELECT (t.order_date AT TIME ZONE $2)::date FROM %s t"
-                           "  WHERE t.changed_at > $1::timestamptz",
-                           s->tombstones);
-        if (buf_puts(&sql, ") AS x ORDER BY 1") < 0) {
-                buf_free(&sql);
-                return -ENOMEM;
-        }
-        r = exec_params(s, "affected days", sql.data, 3, params, &res, err, errlen);
-        buf_free(&sql);
-        if (r < 0)
-                return r;
+                           s->orders, s->items, s->orders);
+        if (r == 0 && s->tombstones)
+                r = buf_printf(sql,
+                               " UNION ALL SELECT (t.order_date AT TIME ZONE $2)::date FROM %s t"
+                               "  WHERE t.changed_at > $1::timestamptz",
+                               s->tombstones);
+        return r < 0 ? r : buf_puts(sql, ") AS x ORDER BY 1");
+}
 
+/* Every day with source rows (no watermark yet): the orders' days by a
+ * skip scan of the order_date index, one probe per day found instead of
+ * one row per order; an item's day is its order's.  Tombstones name days
+ * whose rows are gone. */
+static int build_all_days(PgSource *s, Buf *sql) {
+        int r = buf_printf(sql,
+                           "WITH RECURSIVE od(d) AS ("
+                           " SELECT (min(order_date) AT TIME ZONE $1)::date FROM %1$s"
+                           " UNION ALL SELECT (SELECT (min(o.order_date) AT TIME ZONE $1)::date FROM %1$s o"
+                           "   WHERE o.order_date >= ((od.d + 1)::timestamp AT TIME ZONE $1))"
+                           "  FROM od WHERE od.d IS NOT NULL)"
+                           " SELECT DISTINCT d::text FROM ("
+                           " SELECT (now() AT TIME ZONE $1)::date - g AS d FROM generate_series(0, $2::int) AS g"
+                           " UNION ALL SELECT d FROM od WHERE d IS NOT NULL",
+                           s->orders);
+        if (r == 0 && s->tombstones)
+                r = buf_printf(sql, " UNION ALL SELECT (t.order_date AT TIME ZONE $1)::date FROM %s t", s->tombstones);
+        return r < 0 ? r : buf_puts(sql, ") AS x ORDER BY 1");
+}
+
+static int parse_days(PgSource *s, PGresult *res, Day **ret_days, size_t *ret_n, char *err, size_t errlen) {
         size_t n = (size_t)PQntuples(res);
-        Day *days = calloc(n ? n : 1, sizeof(Day));
-        if (!days) {
-                PQclear(res);
+        _cleanup_free_ Day *days = calloc(n + 1, sizeof(Day));
+        if (!days)
                 return -ENOMEM;
-        }
         for (size_t i = 0; i < n; i++)
                 if (day_parse(PQgetvalue(res, (int)i, 0), &days[i]) < 0) {
                         snprintf(err, errlen, "postgres %s: query 'affected days' returned an unusable date '%s'",
                                  s->where, PQgetvalue(res, (int)i, 0));
-                        PQclear(res);
-                        free(days);
                         return -EIO;
                 }
-        PQclear(res);
+        *ret_n = day_sort_unique(days, n);
+        *ret_days = TAKE_PTR(days);
+        return 0;
+}
 
-        buf_printf(
+/* The greatest updated_at/changed_at in the snapshot ("" when no rows). */
+static int read_max_changed(PgSource *s, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = buf_printf(
                 &sql,
                 "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
                 s->orders, s->items);
-        if (s->tombstones)
-                buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
-        if (buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')") < 0) {
-                buf_free(&sql);
-                free(days);
-                return -ENOMEM;
-        }
-        r = exec_params(s, "greatest change", sql.data, 0, NULL, &res, err, errlen);
-        buf_free(&sql);
-        if (r < 0) {
-                free(days);
+        if (r == 0 && s->tombstones)
+                r = buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
+        if (r == 0)
+                r = buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')");
+        if (r == 0)
+                r = exec_params(s, "greatest change", sql.data, 0, NULL, &res, err, errlen);
+        if (r < 0)
                 return r;
-        }
-        snprintf(ret_max_changed, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
+        snprintf(ret, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 0));
+        return 0;
+}
 
-        *ret_days = days;
-        *ret_n = day_sort_unique(days, n);
+int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
+                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        _cleanup_free_ Day *days = NULL;
+        char reconcile[16];
+        size_t n = 0;
+
+        snprintf(reconcile, sizeof(reconcile), "%u", s->config->reconcile_days);
+        const char *params[] = { since, s->config->timezone, reconcile };
+        int r = since ? build_changed_days(s, &sql) : build_all_days(s, &sql);
+        if (r == 0)
+                r = since ? exec_params(s, "affected days", sql.data, 3, params, &res, err, errlen)
+                          : exec_params(s, "affected days", sql.data, 2, params + 1, &res, err, errlen);
+        if (r == 0)
+                r = parse_days(s, res, &days, &n, err, errlen);
+        if (r == 0)
+                r = read_max_changed(s, ret_max_changed, err, errlen);
+        if (r < 0)
+                return r;
+        *ret_days = TAKE_PTR(days);
+        *ret_n = n;
         return 0;
 }
 

@@ -62,25 +62,10 @@ static int select_rows(ChClient *c, const char *sql, char **ret_body, char *err,
         return ch_query(c, sql, NULL, CH_NO_DATABASE, ret_body, err, errlen);
 }
 
-static int ensure_database(ChClient *c, const char *database, bool create, char *err, size_t errlen) {
-        _cleanup_free_ char *lit = ch_quote_string(database), *ident = ch_quote_identifier(database), *body = NULL;
+static int create_database(ChClient *c, const char *database, char *err, size_t errlen) {
+        _cleanup_free_ char *ident = ch_quote_identifier(database);
         _cleanup_(buf_free) Buf sql = { 0 };
-
-        if (!lit || !ident ||
-            buf_printf(&sql, "SELECT count() FROM system.databases WHERE name = %s FORMAT TabSeparated", lit) < 0)
-                return -ENOMEM;
-        int r = select_rows(c, sql.data, &body, err, errlen);
-        if (r < 0 || strtoul(body, NULL, 10) > 0)
-                return r;
-        if (!create) {
-                snprintf(err, errlen,
-                         "clickhouse %s: database '%s' does not exist (run 'salesd init-schema' or check "
-                         "clickhouse.database)",
-                         ch_client_url(c), database);
-                return -ENOENT;
-        }
-        buf_reset(&sql);
-        if (buf_printf(&sql, "CREATE DATABASE IF NOT EXISTS %s", ident) < 0)
+        if (!ident || buf_printf(&sql, "CREATE DATABASE IF NOT EXISTS %s", ident) < 0)
                 return -ENOMEM;
         return ch_query(c, sql.data, NULL, CH_NO_DATABASE, NULL, err, errlen);
 }
@@ -97,45 +82,72 @@ static int create_objects(ChClient *c, char *err, size_t errlen) {
         return 0;
 }
 
-/* "SELECT columns FROM system.<from> WHERE database = '<database>' AND
- * <table_column> IN (salesd's tables)". */
-static int select_about_tables(ChClient *c, const char *columns, const char *from, const char *table_column,
-                               const char *database, char **ret_body, char *err, size_t errlen) {
+#define SALESD_TABLES "('daily_sales_stats', 'salesd_runs', 'salesd_heartbeat', 'salesd_state')"
+
+/* Everything verification needs in one round trip, as rows of four fields:
+ * "database NAME", "table NAME ENGINE", "column TABLE NAME TYPE". */
+static int read_catalog(ChClient *c, const char *database, char **ret_body, char *err, size_t errlen) {
         _cleanup_free_ char *lit = ch_quote_string(database);
         _cleanup_(buf_free) Buf sql = { 0 };
         if (!lit || buf_printf(&sql,
-                               "SELECT %s FROM system.%s WHERE database = %s AND %s IN ('daily_sales_stats', "
-                               "'salesd_runs', 'salesd_heartbeat', 'salesd_state') FORMAT TabSeparated",
-                               columns, from, lit, table_column) < 0)
+                               "SELECT 'database', name, '', '' FROM system.databases WHERE name = %1$s"
+                               " UNION ALL SELECT 'table', name, engine, '' FROM system.tables"
+                               "  WHERE database = %1$s AND name IN " SALESD_TABLES
+                               " UNION ALL SELECT 'column', table, name, type FROM system.columns"
+                               "  WHERE database = %1$s AND table IN " SALESD_TABLES " FORMAT TabSeparated",
+                               lit) < 0)
                 return -ENOMEM;
         return select_rows(c, sql.data, ret_body, err, errlen);
 }
 
-/* The engine of table in a "name<TAB>engine" listing, or NULL. */
-static const char *engine_of(const char *listing, const char *table, char *buf, size_t len) {
-        _cleanup_free_ char *copy = strdup(listing);
-        char *cursor = copy, *line, *fields[4];
-        while (copy && (line = tsv_next_line(&cursor)))
-                if (tsv_split(line, fields, 4) == 2 && strcmp(fields[0], table) == 0) {
-                        snprintf(buf, len, "%s", fields[1]);
-                        return buf;
-                }
-        return NULL;
+/* Calls fn for each catalog row of the given kind, with its other three
+ * fields, until fn returns non-zero. */
+static int catalog_each(const char *catalog, const char *kind, int (*fn)(char **f, void *userdata), void *userdata) {
+        _cleanup_free_ char *copy = strdup(catalog);
+        char *cursor = copy, *line, *f[5];
+        int r = copy ? 0 : -ENOMEM;
+        while (r == 0 && (line = tsv_next_line(&cursor)))
+                if (tsv_split(line, f, 5) == 4 && strcmp(f[0], kind) == 0)
+                        r = fn(f + 1, userdata);
+        return r;
+}
+
+static int found_row(char **f, void *userdata) {
+        (void)f, (void)userdata;
+        return 1;
+}
+
+typedef struct EngineLookup {
+        const char *table;
+        char engine[128];
+} EngineLookup;
+
+static int match_engine(char **f, void *userdata) {
+        EngineLookup *l = userdata;
+        if (strcmp(f[0], l->table) != 0)
+                return 0;
+        snprintf(l->engine, sizeof(l->engine), "%s", f[1]);
+        return 1;
+}
+
+/* The engine of table in the catalog, or NULL. */
+static const char *engine_of(const char *catalog, const char *table, char *buf, size_t len) {
+        EngineLookup l = { .table = table };
+        if (catalog_each(catalog, "table", match_engine, &l) <= 0)
+                return NULL;
+        snprintf(buf, len, "%s", l.engine);
+        return buf;
 }
 
 /* Engines first: a table of the right columns on the wrong engine would
  * silently keep duplicates. */
-static int verify_engines(ChClient *c, const char *database, char *err, size_t errlen) {
-        _cleanup_free_ char *body = NULL;
-        int r = select_about_tables(c, "name, engine", "tables", "name", database, &body, err, errlen);
-        if (r < 0)
-                return r;
+static int verify_engines(const char *catalog, const char *database, char *err, size_t errlen) {
         for (size_t i = 0; i < N_EXPECTED; i++) {
                 const ExpectedColumn *e = &expected[i];
                 char engine[128];
                 if (i > 0 && strcmp(e->table, expected[i - 1].table) == 0)
                         continue;
-                if (!engine_of(body, e->table, engine, sizeof(engine))) {
+                if (!engine_of(catalog, e->table, engine, sizeof(engine))) {
                         snprintf(err, errlen,
                                  "%s: table `%s`.`%s` does not exist (run 'salesd init-schema' to create it)", e->file,
                                  database, e->table);
@@ -171,16 +183,23 @@ static int check_column(char **f, const char *database, bool *found, char *err, 
         return 0;
 }
 
-static int verify_columns(ChClient *c, const char *database, char *err, size_t errlen) {
-        _cleanup_free_ char *body = NULL;
-        bool found[N_EXPECTED] = { false };
-        int r = select_about_tables(c, "table, name, type", "columns", "table", database, &body, err, errlen);
-        char *cursor = body, *line, *f[4];
-        while (r == 0 && (line = tsv_next_line(&cursor)))
-                if (tsv_split(line, f, 4) == 3)
-                        r = check_column(f, database, found, err, errlen);
+typedef struct ColumnCheck {
+        const char *database;
+        bool found[N_EXPECTED];
+        char *err;
+        size_t errlen;
+} ColumnCheck;
+
+static int check_catalog_column(char **f, void *userdata) {
+        ColumnCheck *cc = userdata;
+        return check_column(f, cc->database, cc->found, cc->err, cc->errlen);
+}
+
+static int verify_columns(const char *catalog, const char *database, char *err, size_t errlen) {
+        ColumnCheck cc = { .database = database, .err = err, .errlen = errlen };
+        int r = catalog_each(catalog, "column", check_catalog_column, &cc);
         for (size_t i = 0; r == 0 && i < N_EXPECTED; i++)
-                if (!found[i]) {
+                if (!cc.found[i]) {
                         snprintf(err, errlen,
                                  "%s: table `%s`.`%s` has no column '%s' of type '%s' (migrate the table or use "
                                  "another clickhouse.database)",
@@ -191,20 +210,27 @@ static int verify_columns(ChClient *c, const char *database, char *err, size_t e
 }
 
 static int verify_objects(ChClient *c, const char *database, char *err, size_t errlen) {
-        int r = verify_engines(c, database, err, errlen);
-        return r < 0 ? r : verify_columns(c, database, err, errlen);
-}
-
-int schema_apply(ChClient *c, const char *database, bool create, char *err, size_t errlen) {
-        int r = ensure_database(c, database, create, err, errlen);
+        _cleanup_free_ char *catalog = NULL;
+        int r = read_catalog(c, database, &catalog, err, errlen);
         if (r < 0)
                 return r;
-        if (create) {
-                r = create_objects(c, err, errlen);
-                if (r < 0)
-                        return r;
+        if (catalog_each(catalog, "database", found_row, NULL) <= 0) {
+                snprintf(err, errlen,
+                         "clickhouse %s: database '%s' does not exist (run 'salesd init-schema' or check "
+                         "clickhouse.database)",
+                         ch_client_url(c), database);
+                return -ENOENT;
         }
-        return verify_objects(c, database, err, errlen);
+        r = verify_engines(catalog, database, err, errlen);
+        return r < 0 ? r : verify_columns(catalog, database, err, errlen);
+}
+
+/* Creating is idempotent (IF NOT EXISTS); verifying is one query. */
+int schema_apply(ChClient *c, const char *database, bool create, char *err, size_t errlen) {
+        int r = create ? create_database(c, database, err, errlen) : 0;
+        if (r == 0 && create)
+                r = create_objects(c, err, errlen);
+        return r < 0 ? r : verify_objects(c, database, err, errlen);
 }
 
 int schema_check(const ClickHouseConfig *c, bool create, const atomic_bool *cancel, char *err, size_t errlen) {
