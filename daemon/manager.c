@@ -57,7 +57,7 @@ typedef struct ConfigRef {
         unsigned refs;
 } ConfigRef;
 
-typedef enum TaskKind { TASK_RUN, TASK_HEARTBEAT, TASK_SCHEMA } TaskKind;
+typedef enum TaskKind { TASK_RUN, TASK_HEARTBEAT, TASK_SCHEMA, TASK_RELOAD_CHECK } TaskKind;
 
 /* The work one Job does and what it reports: the loop fills the inputs
  * before task_start() and reads the outputs in on_task_done(); in between
@@ -90,7 +90,9 @@ struct Manager {
         HttpServer *http;
         Listener *listener;
 
-        Task run_task, heartbeat_task;
+        Task run_task, heartbeat_task, reload_task;
+        ConfigRef *reload_candidate; /* a reloaded config waiting for its schema check */
+        CronExpr *reload_cron;
         const char *pending_trigger; /* a follow-up run is queued */
         bool stopping;
         bool watchdog_disabled;
@@ -196,6 +198,9 @@ static void task_thread(void *userdata) {
                 /* at start-up a 5xx is worth waiting out too */
                 t->unavailable = run_error_unavailable(t->result) || t->result == -EIO;
                 break;
+        case TASK_RELOAD_CHECK: /* the candidate's ClickHouse, before anything uses it */
+                t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
+                break;
         }
 }
 
@@ -203,9 +208,14 @@ static bool task_busy(const Task *t) {
         return t->job && job_is_busy(t->job);
 }
 
-static int task_start(Task *t, TaskKind kind) {
+static bool any_task_busy(const Manager *m) {
+        return task_busy(&m->run_task) || task_busy(&m->heartbeat_task) || task_busy(&m->reload_task);
+}
+
+/* Starts kind on t's worker with config (NULL: the one in force). */
+static int task_start_with(Task *t, TaskKind kind, ConfigRef *config) {
         t->kind = kind;
-        t->config = config_ref(t->manager->config);
+        t->config = config_ref(config ? config : t->manager->config);
         t->result = 0;
         t->unavailable = false;
         t->err[0] = '\0';
@@ -217,9 +227,14 @@ static int task_start(Task *t, TaskKind kind) {
         return r;
 }
 
+static int task_start(Task *t, TaskKind kind) {
+        return task_start_with(t, kind, NULL);
+}
+
 /* ---------- runs ---------- */
 
 static void schedule_arm(Manager *m);
+static void on_reload_check_done(Manager *m, Task *t);
 static void heartbeat_start(Manager *m);
 
 /* A hung run must not hide behind a healthy loop: past this deadline the
@@ -450,6 +465,9 @@ static void on_task_done(void *userdata) {
         case TASK_HEARTBEAT:
                 on_heartbeat_done(t->manager, t);
                 break;
+        case TASK_RELOAD_CHECK:
+                on_reload_check_done(t->manager, t);
+                break;
         }
 }
 
@@ -512,7 +530,7 @@ static void begin_stop(Manager *m, const char *why) {
         sd_notify(false, "STOPPING=1");
         listener_free(m->listener);
         m->listener = NULL;
-        if (!task_busy(&m->run_task) && !task_busy(&m->heartbeat_task)) {
+        if (!any_task_busy(m)) {
                 log_info("%s: stopping", why);
                 sd_event_exit(m->event, m->exit_code);
                 return;
@@ -546,7 +564,8 @@ static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 
 /* Loads and checks the new configuration and schedule; on success they
  * replace the ones in force.  Logs why not otherwise. */
-static int reload_config(Manager *m) {
+/* Loads and checks the file; on success the candidate and its schedule. */
+static int reload_prepare(Manager *m, ConfigRef **ret_ref, CronExpr **ret_cron) {
         _cleanup_(config_unrefp) ConfigRef *ref = NULL;
         _cleanup_(cron_freep) CronExpr *cron = NULL;
         char err[8192] = "", cerr[256];
@@ -577,19 +596,17 @@ static int reload_config(Manager *m) {
                 log_error("reload: schedule: %s; keeping the configuration in force", cerr);
                 return -EINVAL;
         }
-        config_unref(m->config);
-        m->config = TAKE_PTR(ref);
-        cron_free(m->cron);
-        m->cron = TAKE_PTR(cron);
+        *ret_ref = TAKE_PTR(ref);
+        *ret_cron = TAKE_PTR(cron);
         return 0;
 }
 
-static void reload(Manager *m) {
-        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
-        if (reload_config(m) < 0) {
-                sd_notify(false, "READY=1");
-                return;
-        }
+/* Puts the candidate in force (takes both) and tells systemd. */
+static void reload_apply(Manager *m, ConfigRef *ref, CronExpr *cron) {
+        config_unref(m->config);
+        m->config = ref;
+        cron_free(m->cron);
+        m->cron = cron;
         m->health.instance = cfg(m)->instance;
         log_set_level(cfg(m)->log_level);
         setenv("TZ", cfg(m)->timezone, 1);
@@ -602,6 +619,57 @@ static void reload(Manager *m) {
         schedule_arm(m);
         log_info("reload: configuration '%s' loaded", m->config_path);
         sd_notify(false, "READY=1");
+}
+
+/* SIGHUP.  New ClickHouse settings are checked against the schema on a
+ * worker first (the loop never waits on a server): a reload that would make
+ * every run fail is refused and the configuration in force stays. */
+static void reload(Manager *m) {
+        ConfigRef *ref = NULL;
+        CronExpr *cron = NULL;
+
+        sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64, now_usec(CLOCK_MONOTONIC));
+        if (task_busy(&m->reload_task)) {
+                log_warning("reload: the previous reload is still being checked; send SIGHUP again when it is done");
+                return; /* its completion sends READY=1 */
+        }
+        if (reload_prepare(m, &ref, &cron) < 0) {
+                sd_notify(false, "READY=1");
+                return;
+        }
+        if (!config_clickhouse_changed(cfg(m), ref->config)) {
+                reload_apply(m, ref, cron);
+                return;
+        }
+        log_info("reload: clickhouse settings changed; verifying the schema with them before applying");
+        int r = task_start_with(&m->reload_task, TASK_RELOAD_CHECK, ref);
+        if (r < 0) {
+                log_error_errno(r, "reload: cannot start the schema check; keeping the configuration in force");
+                config_unref(ref);
+                cron_free(cron);
+                sd_notify(false, "READY=1");
+                return;
+        }
+        m->reload_candidate = ref;
+        m->reload_cron = cron;
+}
+
+static void on_reload_check_done(Manager *m, Task *t) {
+        ConfigRef *ref = TAKE_PTR(m->reload_candidate);
+        CronExpr *cron = TAKE_PTR(m->reload_cron);
+        if (m->stopping || t->result < 0) {
+                if (!m->stopping)
+                        log_error("reload: clickhouse schema check with the new settings failed: %s; keeping the "
+                                  "configuration in force",
+                                  t->err);
+                config_unref(ref);
+                cron_free(cron);
+                sd_notify(false, "READY=1");
+                if (m->stopping)
+                        sd_event_exit(m->event, m->exit_code);
+                return;
+        }
+        reload_apply(m, ref, cron);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -673,6 +741,9 @@ static void manager_free(Manager *m) {
                 close(m->clock_fd);
         job_free(m->run_task.job);
         job_free(m->heartbeat_task.job);
+        job_free(m->reload_task.job);
+        config_unref(m->reload_candidate);
+        cron_free(m->reload_cron);
         sd_event_unref(m->event);
         cron_free(m->cron);
         config_unref(m->config);
@@ -703,7 +774,7 @@ static int manager_attach_signals(Manager *m) {
 }
 
 static int manager_attach_tasks(Manager *m) {
-        Task *tasks[] = { &m->run_task, &m->heartbeat_task };
+        Task *tasks[] = { &m->run_task, &m->heartbeat_task, &m->reload_task };
         for (size_t i = 0; i < ELEMENTSOF(tasks); i++) {
                 tasks[i]->manager = m;
                 int r = job_new(m->event, on_task_done, tasks[i], &tasks[i]->job);
@@ -855,7 +926,7 @@ int manager_main(const char *config_path, Config *config) {
         if (r < 0)
                 log_error_errno(r, "event loop failed");
         /* a task still running here ignored the stop; do not free under it */
-        if (task_busy(&m->run_task) || task_busy(&m->heartbeat_task)) {
+        if (any_task_busy(m)) {
                 fflush(stderr);
                 _exit(code);
         }

@@ -221,3 +221,15 @@ bool config_reloadable(const Config *old_config, const Config *new_config, const
         }
         return true;
 }
+
+bool config_clickhouse_changed(const Config *old_config, const Config *new_config) {
+        const char *a = old_config->clickhouse.password, *b = new_config->clickhouse.password;
+        if ((a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0))
+                return true;
+        for (size_t i = 0; i < config_n_keys; i++) {
+                const KeyDef *k = &config_keys[i];
+                if (strncmp(k->name, "clickhouse.", 11) == 0 && !config_value_equal(old_config, new_config, k))
+                        return true;
+        }
+        return false;
+}

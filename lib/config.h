@@ -85,6 +85,11 @@ int config_print(const Config *c, FILE *f);
  * restart.  When false, why names the first key that needs a restart. */
 bool config_reloadable(const Config *old_config, const Config *new_config, const char **why);
 
+/* True when new_config reaches ClickHouse differently (any clickhouse.* key
+ * or the resolved password): the daemon verifies the schema with it before
+ * a reload takes effect. */
+bool config_clickhouse_changed(const Config *old_config, const Config *new_config);
+
 /* Returns a copy of a libpq conninfo (keyword=value or URI) that shows no
  * password, for logs and check-config; libpq's own parser decides.  Without
  * a password: the text as written.  With one: re-emitted as keyword=value

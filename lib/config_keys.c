@@ -171,9 +171,11 @@ const KeyDef config_keys[] = {
                 .name = "postgres.lock_key",
                 .type = KEY_INT64,
                 .def = "7345001",
+                .restart_only = true,
                 .offset = OFF(postgres.lock_key),
                 .doc = "advisory lock key shared by all instances",
-                .doc_more = "Every instance of one deployment must use the same key; only the holder runs.",
+                .doc_more = "Every instance of one deployment must use the same key; only the holder runs. A "
+                            "restart applies it, so two hosts never compute at once on different keys.",
         },
         {
                 .name = "clickhouse.url",

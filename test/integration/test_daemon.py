@@ -461,3 +461,65 @@ def test_healthz_fails_when_runs_stop_getting_through(salesd, pg_db, ch18_db):
     wait_until(lambda: runs(ch18_db, "schedule", "success"), what="the stuck run to finish")
     assert _get(port, "/healthz").json()["status"] == "ok"
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def test_sighup_to_clickhouse_settings_with_a_wrong_schema_is_refused(salesd, pg_db, ch18_db, notify_socket):
+    """New ClickHouse settings are verified against the schema before the
+    reload takes effect: a database whose daily_sales_stats has the wrong
+    column type is refused, /readyz stays 200 and runs keep succeeding with
+    the settings in force.  A database that is merely empty is set up and
+    taken."""
+    seed(pg_db)
+    port = free_port()
+    cfg = daemon_config(salesd, pg_db, ch18_db, port=port)
+    proc = salesd.start("run", config=cfg, env={"NOTIFY_SOCKET": notify_socket.path})
+    proc.wait_for("ready")
+    wrong = ch18_db.database + "_wrong"
+    ch18_db.server.create_database(wrong)
+    try:
+        ch18_db.server.query(
+            "CREATE TABLE daily_sales_stats (date Date, total_orders UInt32, total_items_sold UInt32,"
+            " total_revenue Float64, total_cost Decimal(15, 2), total_profit Decimal(15, 2),"
+            " average_order_value Decimal(15, 2), computed_at DateTime('UTC'), version UInt64)"
+            " ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(date) ORDER BY date",
+            database=wrong,
+        )
+        daemon_config(salesd, pg_db, ch18_db, port=port, **{"clickhouse.database": wrong})
+        proc.send_signal(signal.SIGHUP)
+        proc.wait_for("reload: clickhouse schema check with the new settings failed")
+        assert "total_revenue" in proc.stderr
+        assert "reload: configuration" not in proc.stderr.split("verifying the schema")[-1]
+        wait_until(lambda: len(notify_socket.has("READY=1")) >= 2, timeout=5, what="READY=1 after the refusal")
+        assert _get(port, "/readyz").status_code == 200
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(lambda: runs(ch18_db, "signal", "success"), what="a run with the settings in force")
+
+        fresh = ch18_db.database + "_fresh"
+        daemon_config(salesd, pg_db, ch18_db, port=port, **{"clickhouse.database": fresh})
+        proc.send_signal(signal.SIGHUP)
+        proc.wait_for("reload: configuration .* loaded")
+        proc.send_signal(signal.SIGUSR1)
+        wait_until(
+            lambda: ch18_db.server.query(
+                "SELECT count() FROM salesd_runs WHERE status = 'success' FORMAT TabSeparated", database=fresh
+            ).strip() == "1",
+            what="a run into the new database",
+        )
+        assert proc.stop() == 0, proc.stderr[-3000:]
+    finally:
+        ch18_db.server.drop_database(wrong)
+        ch18_db.server.drop_database(ch18_db.database + "_fresh")
+
+
+def test_sighup_cannot_change_the_lock_key(salesd, pg_db, ch18_db):
+    """Hosts must agree on postgres.lock_key: changing it needs a restart,
+    or two hosts on different keys would compute at once."""
+    port = free_port()
+    cfg = daemon_config(salesd, pg_db, ch18_db, port=port)
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for("ready")
+    daemon_config(salesd, pg_db, ch18_db, port=port, **{"postgres.lock_key": 42})
+    proc.send_signal(signal.SIGHUP)
+    proc.wait_for("'postgres.lock_key' changed, which needs a restart")
+    assert proc.alive()
+    assert proc.stop() == 0, proc.stderr[-3000:]

@@ -73,7 +73,8 @@ def test_a_commit_becomes_visible_through_a_notify_run(salesd, pg_db, ch18_db):
 
 def test_a_notification_during_a_run_queues_exactly_one_follow_up(salesd, pg_db, ch18_db):
     seed(pg_db)
-    cfg = daemon_config(salesd, pg_db, ch18_db, **{"notify.channel": CHANNEL})  # default debounce
+    # default debounce; debug logs show each debounced run request
+    cfg = daemon_config(salesd, pg_db, ch18_db, log_level="debug", **{"notify.channel": CHANNEL})
     proc = salesd.start("run", config=cfg)
     proc.wait_for(f"listening on postgres channel '{CHANNEL}'")
     lock = TableLock(pg_db)
@@ -86,6 +87,13 @@ def test_a_notification_during_a_run_queues_exactly_one_follow_up(salesd, pg_db,
             pg_db.execute(f"NOTIFY {CHANNEL}")
             time.sleep(0.4)
         proc.wait_for("queued one follow-up run")
+        # every notification has reached the daemon, and its debounce window
+        # has passed, before the run may end
+        wait_until(
+            lambda: proc.stderr.count(f"notification on channel '{CHANNEL}'") == 5,
+            what="all five notifications delivered",
+        )
+        time.sleep(0.6)
     finally:
         lock.release()
     wait_until(lambda: len(runs(ch18_db, "notify", "success")) == 2, what="the run and its follow-up")
