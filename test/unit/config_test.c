@@ -1010,6 +1010,7 @@ static const struct {
         { "instance", true, NULL, NULL, false },
         { "postgres.conninfo", false, NULL, NULL, true },
         { "postgres.password_file", false, "password", "pg-password", false },
+        { "postgres.lock_key", true, NULL, NULL, false },
         { "clickhouse.url", false, NULL, NULL, true },
         { "clickhouse.password_file", false, "password", "ch-password", false },
         { "http.listen", true, NULL, NULL, false },
@@ -1057,7 +1058,7 @@ static void test_key_table(void **state) {
                 if (!found)
                         fail_msg("key '%s': its section is not in config_sections", k->name);
         }
-        assert_int_equal(restart_only, 3);
+        assert_int_equal(restart_only, 4); /* instance, postgres.lock_key, http.listen, notify.channel */
         char env[64];
         config_key_env_name(&config_keys[config_key_index("postgres.completed_statuses")], env, sizeof(env));
         assert_string_equal(env, "SALESD_POSTGRES_COMPLETED_STATUSES");
