@@ -58,7 +58,7 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 APT_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                 libsystemd-dev libmicrohttpd-dev libjansson-dev libcmocka-dev cppcheck \
                 clang-format postgresql-15 clickhouse-server clickhouse-client \
-                python3-venv debootstrap systemd-container systemd time
+                python3-venv debootstrap systemd-container systemd time iproute2
 
 .PHONY: all test unit integration demo bench bench-large deps install clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check

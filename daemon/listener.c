@@ -1,21 +1,46 @@
-/* See listener.h.  States: connecting (PQconnectPoll decides whether to
- * wait for reading or writing), listening (LISTEN sent; input is consumed
- * and notifications dispatched), and waiting to retry after a failure. */
+/* See listener.h.  States: connecting (an Attempt on a thread of its own),
+ * listening (LISTEN sent; input is consumed and notifications dispatched),
+ * and waiting to retry after a failure.
+ *
+ * Why a thread for the connect: libpq resolves host names with a blocking
+ * getaddrinfo() even in its non-blocking connect API, and a name server or
+ * Postgres host that does not answer would hold the loop (HTTP, signals,
+ * the watchdog) for as long as the resolver or connect_timeout allow.  On the
+ * thread the connect is a plain PQconnectdbParams() with the same
+ * connect_timeout, keepalives and tcp_user_timeout as a run's connection;
+ * the established connection comes back to the loop, which only ever does
+ * non-blocking I/O on it. */
 #include "listener.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "duration.h"
 #include "log.h"
 #include "macro.h"
+#include "pg.h"
 #include "text.h"
 
 #define RETRY_USEC (5 * USEC_PER_SEC)
+
+/* One connection attempt, shared by the loop and the thread that makes it;
+ * the last to let go frees it, so a listener freed mid-attempt (reload,
+ * stop) just lets go and never waits for the thread. */
+typedef struct Attempt {
+        atomic_uint refs;
+        int efd; /* the thread's "done", watched by the loop */
+        PgConnParams params;
+        PGconn *conn; /* the result; the loop takes it */
+} Attempt;
 
 struct Listener {
         sd_event *event;
@@ -28,11 +53,43 @@ struct Listener {
         bool failed_logged;
         sd_event_source *io;
         sd_event_source *retry;
+        Attempt *attempt;
+        sd_event_source *attempt_io;
 };
 
 static void listener_connect(Listener *l);
 
+static void attempt_unref(Attempt *a) {
+        if (!a || atomic_fetch_sub(&a->refs, 1) != 1)
+                return;
+        if (a->conn)
+                PQfinish(a->conn);
+        pg_conn_params_done(&a->params);
+        if (a->efd >= 0)
+                close(a->efd);
+        free(a);
+}
+
+static void *attempt_thread(void *arg) {
+        Attempt *a = arg;
+        uint64_t one = 1;
+        a->conn = PQconnectdbParams(a->params.keys, a->params.values, 1);
+        if (write(a->efd, &one, sizeof(one)) < 0)
+                abort(); /* an eventfd write cannot fail unless the counter overflows */
+        attempt_unref(a);
+        return NULL;
+}
+
+/* The loop lets go of its attempt: stops watching first, since the
+ * thread's unref may close the eventfd. */
+static void attempt_drop(Listener *l) {
+        l->attempt_io = sd_event_source_disable_unref(l->attempt_io);
+        attempt_unref(l->attempt);
+        l->attempt = NULL;
+}
+
 static void listener_reset(Listener *l) {
+        attempt_drop(l);
         l->io = sd_event_source_disable_unref(l->io);
         if (l->conn)
                 PQfinish(l->conn);
@@ -73,51 +130,18 @@ static void drain(Listener *l) {
                 l->on_notify(l->userdata);
 }
 
-static int watch(Listener *l, uint32_t events);
-
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         (void)s, (void)fd, (void)revents;
         Listener *l = userdata;
-
-        if (l->listening) {
-                if (!PQconsumeInput(l->conn)) {
-                        listener_fail(l, "connection lost");
-                        return 0;
-                }
-                drain(l);
+        if (!PQconsumeInput(l->conn)) {
+                listener_fail(l, "connection lost");
                 return 0;
         }
-        switch (PQconnectPoll(l->conn)) {
-        case PGRES_POLLING_READING:
-                watch(l, EPOLLIN);
-                break;
-        case PGRES_POLLING_WRITING:
-                watch(l, EPOLLOUT);
-                break;
-        case PGRES_POLLING_OK: {
-                char *ident = PQescapeIdentifier(l->conn, l->config->notify.channel, strlen(l->config->notify.channel));
-                char sql[256];
-                snprintf(sql, sizeof(sql), "LISTEN %s", ident ? ident : "\"\"");
-                PQfreemem(ident);
-                if (!PQsendQuery(l->conn, sql)) {
-                        listener_fail(l, "cannot send LISTEN");
-                        break;
-                }
-                l->listening = true;
-                PQflush(l->conn);
-                watch(l, EPOLLIN);
-                log_info("notify: listening on postgres channel '%s'", l->config->notify.channel);
-                l->failed_logged = false;
-                break;
-        }
-        default:
-                listener_fail(l, "cannot connect to postgres");
-                break;
-        }
+        drain(l);
         return 0;
 }
 
-/* The socket may change while libpq tries the hosts of a conninfo. */
+/* The established connection's socket, watched on the loop. */
 static int watch(Listener *l, uint32_t events) {
         int fd = PQsocket(l->conn);
         if (fd != l->fd) {
@@ -129,26 +153,84 @@ static int watch(Listener *l, uint32_t events) {
         return sd_event_source_set_io_events(l->io, events);
 }
 
+static void start_listening(Listener *l) {
+        char *ident = PQescapeIdentifier(l->conn, l->config->notify.channel, strlen(l->config->notify.channel));
+        char sql[256];
+        snprintf(sql, sizeof(sql), "LISTEN %s", ident ? ident : "\"\"");
+        PQfreemem(ident);
+        if (PQsetnonblocking(l->conn, 1) != 0 || !PQsendQuery(l->conn, sql)) {
+                listener_fail(l, "cannot send LISTEN");
+                return;
+        }
+        l->listening = true;
+        PQflush(l->conn);
+        if (watch(l, EPOLLIN) < 0) {
+                listener_fail(l, "cannot watch the connection");
+                return;
+        }
+        log_info("notify: listening on postgres channel '%s'", l->config->notify.channel);
+        l->failed_logged = false;
+}
+
+static int on_attempt_done(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        (void)s, (void)revents;
+        Listener *l = userdata;
+        uint64_t v;
+        if (read(fd, &v, sizeof(v)) < 0)
+                return 0;
+        PGconn *conn = TAKE_PTR(l->attempt->conn);
+        attempt_drop(l);
+        l->conn = conn;
+        if (!conn || PQstatus(conn) != CONNECTION_OK)
+                listener_fail(l, "cannot connect to postgres");
+        else
+                start_listening(l);
+        return 0;
+}
+
 static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         (void)s, (void)usec;
         listener_connect(userdata);
         return 0;
 }
 
-static void listener_connect(Listener *l) {
-        const char *keys[4], *values[4];
-        int k = 0;
-        keys[k] = "dbname", values[k++] = l->config->postgres.conninfo;
-        keys[k] = "application_name", values[k++] = "salesd-listen";
-        if (l->config->postgres.password)
-                keys[k] = "password", values[k++] = l->config->postgres.password;
-        keys[k] = NULL, values[k] = NULL;
+/* Starts an Attempt: one reference for the loop, one for the thread. */
+static int attempt_start(Listener *l) {
+        Attempt *a = calloc(1, sizeof(*a));
+        pthread_attr_t attr;
+        pthread_t thread;
+        if (!a)
+                return -ENOMEM;
+        atomic_init(&a->refs, 1);
+        l->attempt = a;
+        a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (a->efd < 0)
+                return -errno;
+        int r = pg_conn_params_init(&a->params, &l->config->postgres, "salesd-listen");
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(l->event, &l->attempt_io, a->efd, EPOLLIN, on_attempt_done, l);
+        if (r < 0)
+                return r;
+        atomic_fetch_add(&a->refs, 1);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        r = pthread_create(&thread, &attr, attempt_thread, a);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
+                atomic_fetch_sub(&a->refs, 1);
+                return -r;
+        }
+        return 0;
+}
 
+static void listener_connect(Listener *l) {
         listener_reset(l);
-        l->conn = PQconnectStartParams(keys, values, 1);
-        if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD || PQsetnonblocking(l->conn, 1) != 0 ||
-            watch(l, EPOLLOUT) < 0)
-                listener_fail(l, "cannot connect to postgres");
+        int r = attempt_start(l);
+        if (r < 0) {
+                log_debug("notify: cannot start connecting: %s", strerror(-r));
+                listener_fail(l, "cannot start connecting");
+        }
 }
 
 void listener_free(Listener *l) {

@@ -1,6 +1,9 @@
 /* Near-real-time runs (notify.channel): a Postgres connection that LISTENs
- * on a channel, driven entirely by the sd-event loop through libpq's
- * non-blocking connect and input APIs, reconnecting after failures.  Each
+ * on a channel, reconnecting after failures.  The connect (name resolution
+ * included) happens on a short-lived thread, bounded like every salesd
+ * connection (pg.h: connect_timeout, keepalives, tcp_user_timeout); the
+ * established connection is driven by the sd-event loop with libpq's
+ * non-blocking input API, so the loop never waits on the network.  Each
  * notification calls back; the manager debounces and coalesces. */
 #pragma once
 

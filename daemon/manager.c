@@ -7,9 +7,11 @@
  * worker thread, see job.h), keeps serving signals, HTTP, heartbeats and the
  * watchdog, and learns of the result on the loop.  Cancellation (SIGTERM)
  * raises a flag that curl's progress callback and every step check, and
- * cancels the Postgres statement in flight.  The watchdog still catches a
- * truly hung daemon: the loop stops pinging if a run outlives its hard
- * deadline, and of course when the loop itself is stuck.
+ * cancels the Postgres statement in flight (the cancel request travels on a
+ * thread of its own: with the server unreachable it would block for
+ * minutes).  The watchdog still catches a truly hung daemon: the loop stops
+ * pinging if a run outlives its deadline (run_timeout), and of course when
+ * the loop itself is stuck.
  *
  * All state below is owned by the loop thread, except what a task's thread
  * reads and writes in its own Task (a config reference taken at start) and
@@ -237,19 +239,20 @@ static void schedule_arm(Manager *m);
 static void on_reload_check_done(Manager *m, Task *t);
 static void heartbeat_start(Manager *m);
 
-/* A hung run must not hide behind a healthy loop: past this deadline the
- * watchdog pings stop and systemd restarts us.  Every statement is bounded
- * by statement_timeout and every request by the ClickHouse timeout and
- * retries; a run makes about ten of each, so ten times those bounds is
- * generous enough never to kill an honest first run over a long history.
- * Without a statement_timeout there is no bound, and no deadline. */
-static void run_deadline_arm(Manager *m) {
-        const Config *c = cfg(m);
-        if (c->postgres.statement_timeout == 0)
-                return;
-        usec_t deadline = 10 * c->postgres.statement_timeout +
-                          10 * (usec_t)(c->clickhouse.retries + 1) * (c->clickhouse.timeout + 10 * USEC_PER_SEC);
-        arm_timer(m->deadline_timer, now_usec(CLOCK_MONOTONIC) + deadline);
+/* A hung run must not hide behind a healthy loop: every run has a
+ * deadline (run_timeout).  Past it the run is cancelled, /healthz reports it
+ * overdue (failing), and the watchdog pings stop until it ends, so systemd
+ * restarts a daemon whose run ignores the cancel.  The network bounds of
+ * pg.h (keepalives, tcp_user_timeout) and the ClickHouse timeout normally
+ * end a run on a dead path long before. */
+static void run_deadline_arm(Manager *m, const char *trigger) {
+        usec_t timeout = cfg(m)->run_timeout;
+        m->health.running = true;
+        m->health.running_overdue = false;
+        m->health.running_trigger = trigger;
+        m->health.running_started_at = now_usec(CLOCK_REALTIME);
+        m->health.running_deadline = m->health.running_started_at + timeout;
+        arm_timer(m->deadline_timer, now_usec(CLOCK_MONOTONIC) + timeout);
 }
 
 static void run_start(Manager *m, const char *trigger) {
@@ -273,7 +276,7 @@ static void run_start(Manager *m, const char *trigger) {
                 m->pending_trigger = trigger;
                 return;
         }
-        atomic_store(&m->control.cancel, false);
+        run_control_reset(&m->control);
         m->run_task.trigger = trigger;
         int r = task_start(&m->run_task, TASK_RUN);
         if (r < 0) {
@@ -281,7 +284,7 @@ static void run_start(Manager *m, const char *trigger) {
                 return;
         }
         log_debug("run started (trigger %s)", trigger);
-        run_deadline_arm(m);
+        run_deadline_arm(m, trigger);
         heartbeat_start(m);
 }
 
@@ -310,6 +313,8 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
 
 static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
+        m->health.running = false;
+        m->health.running_overdue = false;
         if (m->watchdog_disabled) {
                 m->watchdog_disabled = false;
                 sd_event_set_watchdog(m->event, true);
@@ -407,7 +412,7 @@ static int on_schema_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static const char *heartbeat_state(const Manager *m) {
         if (task_busy(&m->run_task) && m->run_task.kind == TASK_RUN)
-                return "running";
+                return m->health.running_overdue ? "failing" : "running";
         switch (health_state(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m))) {
         case HEALTH_STANDBY:
                 return "standby";
@@ -536,7 +541,7 @@ static void begin_stop(Manager *m, const char *why) {
                 return;
         }
         log_info("%s: stopping; cancelling the work in progress", why);
-        run_control_cancel(&m->control);
+        run_control_cancel(&m->control, "salesd is stopping");
         atomic_store(&m->heartbeat_cancel, true);
         arm_timer(m->stop_timer, now_usec(CLOCK_MONOTONIC) + STOP_GRACE_USEC);
 }
@@ -554,11 +559,14 @@ static int on_stop_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
         (void)s, (void)usec;
         Manager *m = userdata;
-        log_error("the current run passed its hard deadline and is not responding; stopping watchdog pings so the "
-                  "service manager restarts salesd");
+        char limit[32];
+        log_error("the current run passed its deadline (run_timeout %s); cancelling it, and stopping watchdog pings "
+                  "until it ends so that the service manager restarts salesd if it does not",
+                  duration_format(cfg(m)->run_timeout, limit, sizeof(limit)));
+        m->health.running_overdue = true;
         m->watchdog_disabled = true;
         sd_event_set_watchdog(m->event, false);
-        run_control_cancel(&m->control);
+        run_control_cancel(&m->control, "the run passed its deadline (run_timeout)");
         return 0;
 }
 

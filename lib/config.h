@@ -22,6 +22,13 @@ typedef struct PostgresConfig {
         char *tombstones_table;    /* "" = none */
         char **completed_statuses; /* NULL-terminated */
         usec_t statement_timeout;
+        /* every connection salesd opens (SPEC §4: a vanished host fails the
+         * run instead of hanging it); 0 = the OS default */
+        usec_t connect_timeout;
+        usec_t keepalives_idle;
+        usec_t keepalives_interval;
+        unsigned keepalives_count;
+        usec_t tcp_user_timeout;
         int64_t lock_key;
         char *password; /* resolved secret or NULL (libpq then uses PGPASSWORD / ~/.pgpass) */
 } PostgresConfig;
@@ -55,6 +62,7 @@ typedef struct Config {
         bool run_on_start;
         usec_t overlap;
         unsigned reconcile_days;
+        usec_t run_timeout; /* a daemon run's deadline */
         usec_t heartbeat_interval;
         int log_level; /* syslog priority */
         PostgresConfig postgres;

@@ -76,6 +76,19 @@ const KeyDef config_keys[] = {
                 .doc_more = "Today is always recomputed.",
         },
         {
+                .name = "run_timeout",
+                .type = KEY_DURATION,
+                .def = "30m",
+                .offset = OFF(run_timeout),
+                .min = USEC_PER_SEC,
+                .max = 7 * USEC_PER_DAY,
+                .doc = "deadline of one run in the daemon",
+                .doc_more = "A run still going at its deadline is cancelled and `/healthz` reports it `overdue` "
+                            "(status `failing`, 503); if it still does not end, the watchdog pings stop so that "
+                            "systemd restarts salesd. Keep it above the longest honest run (a first run over the "
+                            "whole history).",
+        },
+        {
                 .name = "heartbeat_interval",
                 .type = KEY_DURATION,
                 .def = "60s",
@@ -166,6 +179,59 @@ const KeyDef config_keys[] = {
                 .min = 0,
                 .max = 24 * USEC_PER_DAY,
                 .doc = "per-statement timeout on the source; 0: none",
+        },
+        {
+                .name = "postgres.connect_timeout",
+                .type = KEY_DURATION,
+                .def = "10s",
+                .offset = OFF(postgres.connect_timeout),
+                .min = 2 * USEC_PER_SEC,
+                .max = USEC_PER_HOUR,
+                .doc = "time allowed to establish a Postgres connection",
+                .doc_more = "libpq's `connect_timeout`, whole seconds. Like the keys below it applies to every "
+                            "Postgres connection salesd opens (runs, `notify.channel`); the same keyword in "
+                            "`postgres.conninfo` takes precedence.",
+        },
+        {
+                .name = "postgres.keepalives_idle",
+                .type = KEY_DURATION,
+                .def = "15s",
+                .offset = OFF(postgres.keepalives_idle),
+                .min = USEC_PER_SEC,
+                .max = USEC_PER_DAY,
+                .doc = "silence on a Postgres connection before TCP keepalive probes start",
+                .doc_more = "Set on both ends (libpq's `keepalives_idle` and the session's "
+                            "`tcp_keepalives_idle`): a host that vanishes while a statement runs is noticed by "
+                            "the probes, and the server drops the session (and its advisory lock) in turn.",
+        },
+        {
+                .name = "postgres.keepalives_interval",
+                .type = KEY_DURATION,
+                .def = "5s",
+                .offset = OFF(postgres.keepalives_interval),
+                .min = USEC_PER_SEC,
+                .max = USEC_PER_HOUR,
+                .doc = "time between unanswered TCP keepalive probes",
+        },
+        {
+                .name = "postgres.keepalives_count",
+                .type = KEY_UINT,
+                .def = "3",
+                .offset = OFF(postgres.keepalives_count),
+                .min = 1,
+                .max = 100,
+                .doc = "unanswered TCP keepalive probes before the connection is dropped",
+        },
+        {
+                .name = "postgres.tcp_user_timeout",
+                .type = KEY_DURATION,
+                .def = "30s",
+                .offset = OFF(postgres.tcp_user_timeout),
+                .min = 0,
+                .max = USEC_PER_DAY,
+                .doc = "how long sent data may stay unacknowledged before the connection is dropped; 0: OS default",
+                .doc_more = "TCP_USER_TIMEOUT on both ends. It also bounds the keepalive probes: with the "
+                            "defaults a silently vanished host fails the run within about 30 s.",
         },
         {
                 .name = "postgres.lock_key",

@@ -86,7 +86,7 @@ void health_record_run(Health *h, const RunRecord *r) {
 }
 
 HealthState health_state(const Health *h, usec_t now, usec_t schedule_period) {
-        if (h->consecutive_failures >= HEALTH_FAILING_STREAK)
+        if (h->consecutive_failures >= HEALTH_FAILING_STREAK || (h->running && h->running_overdue))
                 return HEALTH_FAILING;
 
         /* Staleness: a daemon that never gets a run through (hung run, dead
@@ -154,19 +154,33 @@ static json_t *last_run_to_json(const RunRecord *r) {
                          (json_int_t)r->days_written, "error", r->error);
 }
 
+/* The run in progress: null when idle. */
+static json_t *running_to_json(const Health *h) {
+        if (!h->running)
+                return json_null();
+        return json_pack("{s:s, s:o, s:o, s:b}", "trigger", h->running_trigger ? h->running_trigger : "", "started_at",
+                         json_time_or_null(h->running_started_at), "deadline", json_time_or_null(h->running_deadline),
+                         "overdue", (int)h->running_overdue);
+}
+
 char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, int *ret_http_status) {
         HealthState st = health_state(h, now, schedule_period);
         json_t *last_run = h->has_last_run ? last_run_to_json(&h->last_run) : json_null();
+        json_t *running = running_to_json(h);
 
-        if (!last_run)
+        if (!last_run || !running) {
+                json_decref(last_run);
+                json_decref(running);
                 return NULL;
+        }
         /* "o" steals the references, also when json_pack fails. */
-        json_t *doc = json_pack(
-                "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "status", health_state_to_string(st), "instance",
-                h->instance ? h->instance : "", "version", h->version ? h->version : "", "last_run", last_run,
-                "last_success", json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run),
-                "watermark", json_time_or_null(h->watermark), "complete_as_of", json_time_or_null(h->complete_as_of),
-                "consecutive_failures", (json_int_t)h->consecutive_failures, "ready", (int)h->ready);
+        json_t *doc =
+                json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "status",
+                          health_state_to_string(st), "instance", h->instance ? h->instance : "", "version",
+                          h->version ? h->version : "", "last_run", last_run, "running", running, "last_success",
+                          json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run), "watermark",
+                          json_time_or_null(h->watermark), "complete_as_of", json_time_or_null(h->complete_as_of),
+                          "consecutive_failures", (json_int_t)h->consecutive_failures, "ready", (int)h->ready);
         if (!doc)
                 return NULL;
         char *s = json_dumps(doc, JSON_COMPACT);
@@ -247,6 +261,9 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
         fprintf(f, "salesd_run_duration_seconds_sum %s\n", format_seconds(h->duration_sum, s, sizeof(s)));
         fprintf(f, "salesd_run_duration_seconds_count %" PRIu64 "\n", h->duration_count);
 
+        put_u64(f, "salesd_run_in_progress", "gauge", "1 while a run is in progress.", h->running);
+        put_u64(f, "salesd_run_overdue", "gauge", "1 while the run in progress is past its deadline (run_timeout).",
+                h->running && h->running_overdue);
         put_u64(f, "salesd_days_written_total", "counter", "Daily rows written to ClickHouse.", h->days_written_total);
         put_u64(f, "salesd_consecutive_failures", "gauge", "Failed runs in a row since the last success or skip.",
                 h->consecutive_failures);

@@ -26,6 +26,13 @@ typedef struct Health {
         usec_t watermark;          /* 0 = none yet */
         usec_t complete_as_of;     /* source time before which every commit is stored (SPEC §10); 0 = unknown */
         unsigned consecutive_failures;
+        /* the run in progress, if any; overdue once it passed its deadline
+         * (decided by the caller's monotonic timer, not by `now`) */
+        bool running;
+        bool running_overdue;
+        const char *running_trigger; /* static */
+        usec_t running_started_at;
+        usec_t running_deadline;
         uint64_t runs_total[_RUN_STATUS_MAX];
         uint64_t days_written_total;
         uint64_t heartbeat_failures_total;
@@ -42,7 +49,7 @@ void health_record_run(Health *h, const RunRecord *r);
 typedef enum HealthState {
         HEALTH_OK,
         HEALTH_STANDBY, /* the last run was skipped: another instance holds the lock */
-        HEALTH_FAILING, /* last 3 runs failed, or nothing succeeded/skipped for > 2 periods */
+        HEALTH_FAILING, /* last 3 runs failed, nothing succeeded/skipped for > 2 periods, or a run is overdue */
 } HealthState;
 
 const char *health_state_to_string(HealthState s);

@@ -1,12 +1,16 @@
 /* See pg.h.  Blocking libpq calls: a run executes on the daemon's worker
- * thread (see docs/design.md), so blocking here never stalls the event loop,
- * and pg_source_cancel() plus statement_timeout bound every statement. */
+ * thread (see docs/design.md), so blocking here never stalls the event loop;
+ * statement_timeout bounds every statement, TCP keepalives and
+ * tcp_user_timeout a silent network, and pg_source_cancel() (on a thread of
+ * its own) lets the daemon stop one. */
 #include "pg.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,16 +24,80 @@
 
 DEFINE_POINTER_CLEANUP_FUNC(PGresult, PQclear)
 
+/* A cancel key shared by its PgSource and the threads that send it: the
+ * last holder frees it, so a request still in flight survives the run. */
+typedef struct CancelKey {
+        PGcancel *cancel;
+        atomic_uint refs;
+        char where[256];
+} CancelKey;
+
 struct PgSource {
         PGconn *conn;
-        PGcancel *cancel;
-        pthread_mutex_t cancel_lock;
+        CancelKey *cancel;
         const Config *config;
         char *orders; /* quoted identifiers */
         char *items;
         char *tombstones; /* NULL when not configured */
         char where[256];  /* "host H port P database D", for messages */
 };
+
+static void cancel_key_unref(CancelKey *k) {
+        if (!k || atomic_fetch_sub(&k->refs, 1) != 1)
+                return;
+        PQfreeCancel(k->cancel);
+        free(k);
+}
+
+static void *cancel_thread(void *arg) {
+        CancelKey *k = arg;
+        char buf[256];
+        if (!PQcancel(k->cancel, buf, sizeof(buf)))
+                log_debug("postgres %s: cancel request failed: %s", k->where, buf);
+        cancel_key_unref(k);
+        return NULL;
+}
+
+int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *application_name) {
+        /* seconds for libpq's keepalives and connect_timeout, ms for tcp_user_timeout */
+        const struct {
+                const char *key;
+                uint64_t value;
+        } numbers[ELEMENTSOF(p->numbers)] = {
+                { "connect_timeout", c->connect_timeout / USEC_PER_SEC },
+                { "keepalives_idle", c->keepalives_idle / USEC_PER_SEC },
+                { "keepalives_interval", c->keepalives_interval / USEC_PER_SEC },
+                { "keepalives_count", c->keepalives_count },
+                { "tcp_user_timeout", c->tcp_user_timeout / USEC_PER_MSEC },
+        };
+        size_t k = 0;
+
+        *p = (PgConnParams){ .conninfo = strdup(c->conninfo), .password = c->password ? strdup(c->password) : NULL };
+        if (!p->conninfo || (c->password && !p->password)) {
+                pg_conn_params_done(p);
+                return -ENOMEM;
+        }
+        /* before dbname: the conninfo, expanded in its place, overrides these */
+        p->keys[k] = "keepalives", p->values[k++] = "1";
+        for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
+                snprintf(p->numbers[i], sizeof(p->numbers[i]), "%" PRIu64, numbers[i].value);
+                p->keys[k] = numbers[i].key, p->values[k++] = p->numbers[i];
+        }
+        p->keys[k] = "dbname", p->values[k++] = p->conninfo;
+        p->keys[k] = "application_name", p->values[k++] = application_name;
+        if (p->password)
+                p->keys[k] = "password", p->values[k++] = p->password;
+        p->keys[k] = NULL, p->values[k] = NULL;
+        return 0;
+}
+
+void pg_conn_params_done(PgConnParams *p) {
+        free(p->conninfo);
+        if (p->password)
+                explicit_bzero(p->password, strlen(p->password));
+        free(p->password);
+        *p = (PgConnParams){ 0 };
+}
 
 static char *quote_table(PGconn *conn, const char *name) {
         Buf b = { 0 };
@@ -85,30 +153,53 @@ static int exec_params(PgSource *s, const char *what, const char *sql, int n, co
         return 0;
 }
 
-int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
-        const char *keys[6], *values[6];
-        char timeout_ms[32];
+/* The session's side of the network bounds: statement_timeout, and the
+ * server's own keepalives, user timeout and client check, so that the
+ * server drops the session of a vanished salesd (and with it the advisory
+ * lock) as fast as salesd gives up on the server. */
+static int set_session_bounds(PgSource *s, char *err, size_t errlen) {
+        const PostgresConfig *c = &s->config->postgres;
+        static const struct {
+                const char *guc;
+                int param; /* $n */
+                int since; /* server version */
+        } settings[] = {
+                { "statement_timeout", 1, 0 },       { "tcp_keepalives_idle", 2, 0 },
+                { "tcp_keepalives_interval", 3, 0 }, { "tcp_keepalives_count", 4, 0 },
+                { "tcp_user_timeout", 5, 120000 },   { "client_connection_check_interval", 3, 140000 },
+        };
+        _cleanup_(buf_free) Buf sql = { 0 };
+        char v[5][32];
+        int r = 0, n = 0; /* every parameter passed must be used */
+
+        snprintf(v[0], sizeof(v[0]), "%" PRIu64 "ms", c->statement_timeout / USEC_PER_MSEC);
+        snprintf(v[1], sizeof(v[1]), "%" PRIu64 "s", c->keepalives_idle / USEC_PER_SEC);
+        snprintf(v[2], sizeof(v[2]), "%" PRIu64 "s", c->keepalives_interval / USEC_PER_SEC);
+        snprintf(v[3], sizeof(v[3]), "%u", c->keepalives_count);
+        snprintf(v[4], sizeof(v[4]), "%" PRIu64 "ms", c->tcp_user_timeout / USEC_PER_MSEC);
+        const char *params[] = { v[0], v[1], v[2], v[3], v[4] };
+        for (size_t i = 0; i < ELEMENTSOF(settings) && r == 0; i++)
+                if (PQserverVersion(s->conn) >= settings[i].since) {
+                        r = buf_printf(&sql, "%sset_config('%s', $%d, false)", i ? ", " : "SELECT ", settings[i].guc,
+                                       settings[i].param);
+                        n = settings[i].param > n ? settings[i].param : n;
+                }
+        if (r < 0)
+                return r;
+        assert((size_t)n <= ELEMENTSOF(params));
+        return exec_params(s, "set session timeouts", sql.data, n, params, NULL, err, errlen);
+}
+
+static int connect_source(PgSource *s, char *err, size_t errlen) {
+        PgConnParams p;
         char msg[768];
-        int k = 0;
-
-        PgSource *s = calloc(1, sizeof(*s));
-        if (!s)
+        int r = pg_conn_params_init(&p, &s->config->postgres, "salesd");
+        if (r < 0)
+                return r;
+        s->conn = PQconnectdbParams(p.keys, p.values, 1);
+        pg_conn_params_done(&p);
+        if (!s->conn)
                 return -ENOMEM;
-        pthread_mutex_init(&s->cancel_lock, NULL);
-        s->config = c;
-
-        keys[k] = "dbname", values[k++] = c->postgres.conninfo;
-        keys[k] = "application_name", values[k++] = "salesd";
-        keys[k] = "connect_timeout", values[k++] = "10";
-        if (c->postgres.password)
-                keys[k] = "password", values[k++] = c->postgres.password;
-        keys[k] = NULL, values[k] = NULL;
-
-        s->conn = PQconnectdbParams(keys, values, 1);
-        if (!s->conn) {
-                pg_source_free(s);
-                return -ENOMEM;
-        }
         const char *host = PQhost(s->conn), *port = PQport(s->conn), *db = PQdb(s->conn);
         snprintf(s->where, sizeof(s->where), "host '%s' port %s database '%s'", host && *host ? host : "(default)",
                  port && *port ? port : "5432", db ? db : "");
@@ -117,25 +208,38 @@ int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
                          "cannot connect to postgres %s: %s (check postgres.conninfo, that the server is up, and the "
                          "password in postgres.password_file, PGPASSWORD or ~/.pgpass)",
                          s->where, text_one_line(PQerrorMessage(s->conn), msg, sizeof(msg)));
-                pg_source_free(s);
                 return -ECONNREFUSED;
         }
-        s->cancel = PQgetCancel(s->conn);
+        s->cancel = calloc(1, sizeof(*s->cancel));
+        if (!s->cancel)
+                return -ENOMEM;
+        atomic_init(&s->cancel->refs, 1);
+        snprintf(s->cancel->where, sizeof(s->cancel->where), "%s", s->where);
+        s->cancel->cancel = PQgetCancel(s->conn);
+        return s->cancel->cancel ? 0 : -ENOMEM;
+}
 
+static int pg_source_open_steps(PgSource *s, char *err, size_t errlen) {
+        const Config *c = s->config;
+        int r = connect_source(s, err, errlen);
+        if (r < 0)
+                return r;
         s->orders = quote_table(s->conn, c->postgres.orders_table);
         s->items = quote_table(s->conn, c->postgres.order_items_table);
         if (c->postgres.tombstones_table && *c->postgres.tombstones_table)
                 s->tombstones = quote_table(s->conn, c->postgres.tombstones_table);
         if (!s->orders || !s->items ||
-            (c->postgres.tombstones_table && *c->postgres.tombstones_table && !s->tombstones)) {
-                pg_source_free(s);
+            (c->postgres.tombstones_table && *c->postgres.tombstones_table && !s->tombstones))
                 return -ENOMEM;
-        }
+        return set_session_bounds(s, err, errlen);
+}
 
-        snprintf(timeout_ms, sizeof(timeout_ms), "%" PRIu64, c->postgres.statement_timeout / USEC_PER_MSEC);
-        const char *params[] = { timeout_ms };
-        int r = exec_params(s, "set statement_timeout", "SELECT set_config('statement_timeout', $1, false)", 1, params,
-                            NULL, err, errlen);
+int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
+        PgSource *s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->config = c;
+        int r = pg_source_open_steps(s, err, errlen);
         if (r < 0) {
                 pg_source_free(s);
                 return r;
@@ -147,26 +251,31 @@ int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
 void pg_source_free(PgSource *s) {
         if (!s)
                 return;
-        pthread_mutex_lock(&s->cancel_lock);
-        if (s->cancel)
-                PQfreeCancel(s->cancel);
-        s->cancel = NULL;
-        pthread_mutex_unlock(&s->cancel_lock);
+        cancel_key_unref(s->cancel);
         if (s->conn)
                 PQfinish(s->conn);
         free(s->orders);
         free(s->items);
         free(s->tombstones);
-        pthread_mutex_destroy(&s->cancel_lock);
         free(s);
 }
 
 void pg_source_cancel(PgSource *s) {
-        char buf[256];
-        pthread_mutex_lock(&s->cancel_lock);
-        if (s->cancel && !PQcancel(s->cancel, buf, sizeof(buf)))
-                log_debug("postgres %s: cancel request failed: %s", s->where, buf);
-        pthread_mutex_unlock(&s->cancel_lock);
+        CancelKey *k = s->cancel;
+        pthread_attr_t attr;
+        pthread_t thread;
+
+        if (!k)
+                return;
+        atomic_fetch_add(&k->refs, 1);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int r = pthread_create(&thread, &attr, cancel_thread, k);
+        pthread_attr_destroy(&attr);
+        if (r != 0) {
+                log_debug("postgres %s: cannot start the cancel thread: %s", s->where, strerror(r));
+                cancel_key_unref(k);
+        }
 }
 
 int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen) {

@@ -21,11 +21,33 @@
 
 typedef struct PgSource PgSource;
 
+/* The libpq keywords of every Postgres connection salesd opens: the
+ * configured conninfo (expanded in place, so its own keepalive or timeout
+ * keywords win over the ones set here), the application name, the password
+ * and the network bounds of SPEC §4 (connect_timeout, TCP keepalives,
+ * tcp_user_timeout).  Owns copies of every string, so it may outlive c and
+ * travel to another thread.  keys/values end with NULL, for
+ * PQconnectdbParams(keys, values, 1) and PQconnectStartParams(). */
+#define PG_CONN_MAX_PARAMS 10
+typedef struct PgConnParams {
+        const char *keys[PG_CONN_MAX_PARAMS + 1];
+        const char *values[PG_CONN_MAX_PARAMS + 1];
+        char *conninfo;
+        char *password;
+        char numbers[5][24];
+} PgConnParams;
+
+int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *application_name);
+void pg_conn_params_done(PgConnParams *p);
+
 int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen);
 void pg_source_free(PgSource *s);
 
 /* Asks the server to cancel the statement in progress; callable from any
- * thread while another thread uses s. */
+ * thread while another thread uses s (not after pg_source_free()).  Never
+ * blocks: the cancel request needs a TCP connection of its own, which is
+ * made on a short-lived thread of its own (a vanished server would
+ * otherwise hold the caller for minutes). */
 void pg_source_cancel(PgSource *s);
 
 /* pg_try_advisory_lock(key): never waits. */

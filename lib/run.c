@@ -45,18 +45,35 @@ void run_control_init(RunControl *ctl) {
         atomic_init(&ctl->cancel, false);
         pthread_mutex_init(&ctl->lock, NULL);
         ctl->pg = NULL;
+        ctl->reason = NULL;
 }
 
 void run_control_done(RunControl *ctl) {
         pthread_mutex_destroy(&ctl->lock);
 }
 
-void run_control_cancel(RunControl *ctl) {
-        atomic_store(&ctl->cancel, true);
+void run_control_cancel(RunControl *ctl, const char *reason) {
         pthread_mutex_lock(&ctl->lock);
+        ctl->reason = reason;
+        atomic_store(&ctl->cancel, true);
         if (ctl->pg)
                 pg_source_cancel(ctl->pg);
         pthread_mutex_unlock(&ctl->lock);
+}
+
+void run_control_reset(RunControl *ctl) {
+        pthread_mutex_lock(&ctl->lock);
+        ctl->reason = NULL;
+        atomic_store(&ctl->cancel, false);
+        pthread_mutex_unlock(&ctl->lock);
+}
+
+/* Why the run was cancelled, NULL when it was not. */
+static const char *run_control_reason(RunControl *ctl) {
+        pthread_mutex_lock(&ctl->lock);
+        const char *why = atomic_load(&ctl->cancel) ? (ctl->reason ? ctl->reason : "salesd is stopping") : NULL;
+        pthread_mutex_unlock(&ctl->lock);
+        return why;
 }
 
 static void run_control_publish(RunControl *ctl, PgSource *pg) {
@@ -258,8 +275,9 @@ static void run_finish(Run *run, int r, RunBacklog *backlog) {
         RunRecord *rec = &run->record;
         if (r < 0) {
                 rec->status = RUN_STATUS_FAILED;
-                if (r == -ECANCELED || check_cancel(run) < 0)
-                        snprintf(rec->error, sizeof(rec->error), "cancelled: salesd is stopping");
+                const char *why = run_control_reason(run->control);
+                if (why)
+                        snprintf(rec->error, sizeof(rec->error), "cancelled: %s", why);
                 else
                         snprintf(rec->error, sizeof(rec->error), "%.*s", (int)sizeof(rec->error) - 1,
                                  *run->err ? run->err : strerror(-r));

@@ -53,12 +53,17 @@ typedef struct RunBacklog RunBacklog; /* backlog.h */
 typedef struct RunControl {
         atomic_bool cancel;
         pthread_mutex_t lock;
-        PgSource *pg; /* while connected */
+        PgSource *pg;       /* while connected */
+        const char *reason; /* why the run was cancelled (static), under lock */
 } RunControl;
 
 void run_control_init(RunControl *ctl);
 void run_control_done(RunControl *ctl);
-void run_control_cancel(RunControl *ctl);
+/* reason: a static string for the run's error, "cancelled: <reason>".
+ * Never blocks (see pg_source_cancel()). */
+void run_control_cancel(RunControl *ctl, const char *reason);
+/* Clears the flag and reason before the next run. */
+void run_control_reset(RunControl *ctl);
 
 typedef struct RunOptions {
         const char *trigger; /* "start", "schedule", "signal", "http", "notify", "cli" */

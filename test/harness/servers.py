@@ -68,12 +68,22 @@ def clean_env(extra=None):
     return env
 
 
-def _preexec(user=None, deathsig=signal.SIGKILL):
-    """Child set-up run between fork and exec: drop to `user` (a pwd entry)
-    when given, then ask the kernel to signal the child when we die.  The
-    death signal is set last because changing credentials clears it."""
+_CLONE_NEWNET = 0x40000000
+
+
+def _preexec(user=None, deathsig=signal.SIGKILL, netns=None):
+    """Child set-up run between fork and exec: join the network namespace
+    `netns` (a path such as /run/netns/NAME) when given, drop to `user` (a
+    pwd entry) when given, then ask the kernel to signal the child when we
+    die.  The death signal is set last because changing credentials clears
+    it."""
 
     def fn():
+        if netns is not None:
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            if _libc.setns(fd, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {netns}")
+            os.close(fd)
         if user is not None:
             os.setgid(user.pw_gid)
             os.initgroups(user.pw_name, user.pw_gid)
@@ -83,9 +93,10 @@ def _preexec(user=None, deathsig=signal.SIGKILL):
     return fn
 
 
-def spawn(cmd, log_path, user=None, deathsig=signal.SIGKILL, env=None, cwd=None):
+def spawn(cmd, log_path, user=None, deathsig=signal.SIGKILL, env=None, cwd=None, netns=None):
     """Start `cmd` in its own session with stdout and stderr appended to
-    `log_path`; returns the Popen."""
+    `log_path` (inside the network namespace `netns` when given); returns
+    the Popen."""
     log = open(log_path, "ab")
     try:
         return subprocess.Popen(
@@ -96,7 +107,7 @@ def spawn(cmd, log_path, user=None, deathsig=signal.SIGKILL, env=None, cwd=None)
             env=env if env is not None else clean_env(),
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_preexec(user, deathsig),
+            preexec_fn=_preexec(user, deathsig, netns),
         )
     finally:
         log.close()
@@ -296,16 +307,23 @@ class PostgresServer(_Server):
     """PostgreSQL 15.  As root the cluster belongs to, and runs as, the
     `postgres` OS user (the server refuses root); otherwise as ourselves.
     Local connections and TCP connections of any role but `salesd` are
-    trusted; `salesd` must give its password (SCRAM)."""
+    trusted; `salesd` must give its password (SCRAM).  By default it listens
+    on 127.0.0.1; `host`, `netns` and `client_net` put it on an address of a
+    test's own network namespace (harness/netns.py) instead."""
 
     name = "pg"
     superuser = "postgres"
     stop_signal = signal.SIGINT  # Postgres' fast shutdown: it does not wait for clients
 
-    def __init__(self, bin_dir=PG_BIN, password=None, timezone="UTC", role="salesd"):
+    def __init__(
+        self, bin_dir=PG_BIN, password=None, timezone="UTC", role="salesd", host="127.0.0.1", netns=None,
+        client_net="127.0.0.1/32",
+    ):
         super().__init__()
         self.bin_dir = Path(bin_dir)
-        self.host = "127.0.0.1"
+        self.host = host
+        self.netns = netns
+        self.client_net = client_net
         self.port = None
         self.role = role
         self.password = password or "pg-" + secrets.token_hex(12)
@@ -357,8 +375,8 @@ class PostgresServer(_Server):
         )
         hba = (
             "local all all trust\n"
-            f"host all {self.role} 127.0.0.1/32 scram-sha-256\n"
-            "host all all 127.0.0.1/32 trust\n"
+            f"host all {self.role} {self.client_net} scram-sha-256\n"
+            f"host all all {self.client_net} trust\n"
         )
         (self.datadir / "pg_hba.conf").write_text(hba)
         if self.run_as is not None:
@@ -367,7 +385,7 @@ class PostgresServer(_Server):
 
     def _launch(self):
         settings = {
-            "listen_addresses": "127.0.0.1",
+            "listen_addresses": self.host,
             "port": str(self.port),
             "unix_socket_directories": str(self.sockdir),
             "fsync": "off",
@@ -388,7 +406,9 @@ class PostgresServer(_Server):
         for k, v in settings.items():
             cmd += ["-c", f"{k}={v}"]
         # SIGQUIT on our death: immediate shutdown, the backends follow.
-        self.proc = spawn(cmd, self.log_path, user=self.run_as, deathsig=signal.SIGQUIT, cwd=self.tmpdir)
+        self.proc = spawn(
+            cmd, self.log_path, user=self.run_as, deathsig=signal.SIGQUIT, cwd=self.tmpdir, netns=self.netns
+        )
         self._wait_ready()
 
     def _setup(self):

@@ -66,6 +66,8 @@ def test_a_commit_becomes_visible_through_a_notify_run(salesd, pg_db, ch18_db):
         "INSERT INTO orders (order_id, customer_id, status, order_date) VALUES (3, 2, 'completed', now())"
     )
     wait_until(lambda: _today_orders(ch18_db) == 2, what="the new order in daily_sales_stats")
+    # the run row is written after the days (SPEC §4 step 6): wait for it too
+    wait_until(lambda: runs(ch18_db, "notify"), what="the notify run's salesd_runs row")
     assert [r[1:3] for r in runs(ch18_db, "notify")] == [["notify", "success"]]
     assert_matches_oracle(ch18_db, pg_db, tz="UTC", statuses=["completed"])
     assert proc.stop() == 0, proc.stderr[-3000:]

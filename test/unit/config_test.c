@@ -226,6 +226,12 @@ static void assert_defaults(const Config *c) {
         assert_null(c->http.token);
         assert_string_equal(c->notify.channel, "");
         assert_true(c->notify.debounce == 250 * USEC_PER_MSEC);
+        assert_true(c->run_timeout == 30 * USEC_PER_MINUTE);
+        assert_true(c->postgres.connect_timeout == 10 * USEC_PER_SEC);
+        assert_true(c->postgres.keepalives_idle == 15 * USEC_PER_SEC);
+        assert_true(c->postgres.keepalives_interval == 5 * USEC_PER_SEC);
+        assert_int_equal(c->postgres.keepalives_count, 3);
+        assert_true(c->postgres.tcp_user_timeout == 30 * USEC_PER_SEC);
 }
 
 /* ------------------------------------------------------------ good files */

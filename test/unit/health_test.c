@@ -202,10 +202,44 @@ static void test_json_no_run(void **state) {
         assert_true(json_is_null(json_object_get(j, "next_run")));
         assert_true(json_is_null(json_object_get(j, "watermark")));
         assert_true(json_is_null(json_object_get(j, "complete_as_of")));
+        assert_true(json_is_null(json_object_get(j, "running")));
         assert_int_equal(json_integer_value(json_object_get(j, "consecutive_failures")), 0);
         assert_true(json_is_false(json_object_get(j, "ready")));
         json_decref(j);
         free(s);
+}
+
+/* A run in progress is reported; once past its deadline it is overdue and
+ * the daemon is failing (503) until the run ends. */
+static void test_json_running_and_overdue(void **state) {
+        Health h = new_health();
+        int status = 0;
+        (void)state;
+
+        h.running = true;
+        h.running_trigger = "notify";
+        h.running_started_at = T0;
+        h.running_deadline = T0 + 30 * USEC_PER_MINUTE;
+        for (int overdue = 0; overdue <= 1; overdue++) {
+                h.running_overdue = overdue;
+                assert_int_equal(health_state(&h, T0 + USEC_PER_HOUR, PERIOD), overdue ? HEALTH_FAILING : HEALTH_OK);
+                char *s = health_render_json(&h, T0 + USEC_PER_HOUR, PERIOD, &status);
+                assert_non_null(s);
+                assert_int_equal(status, overdue ? 503 : 200);
+                json_t *j = parse(s);
+                json_t *r = json_object_get(j, "running");
+                assert_string_equal(json_string_value(json_object_get(j, "status")), overdue ? "failing" : "ok");
+                assert_string_equal(json_string_value(json_object_get(r, "trigger")), "notify");
+                assert_string_equal(json_string_value(json_object_get(r, "started_at")), "2026-11-25T07:00:00Z");
+                assert_string_equal(json_string_value(json_object_get(r, "deadline")), "2026-11-25T07:30:00Z");
+                assert_true(json_is_boolean(json_object_get(r, "overdue")));
+                assert_int_equal(json_is_true(json_object_get(r, "overdue")), overdue);
+                json_decref(j);
+                free(s);
+        }
+        /* the flag alone, without a run, means nothing */
+        h.running = false;
+        assert_int_equal(health_state(&h, T0 + USEC_PER_HOUR, PERIOD), HEALTH_OK);
 }
 
 static void test_json_with_run(void **state) {
@@ -444,6 +478,7 @@ int main(void) {
                 cmocka_unit_test(test_json_with_run),
                 cmocka_unit_test(test_json_failing_and_standby),
                 cmocka_unit_test(test_metrics_empty),
+                cmocka_unit_test(test_json_running_and_overdue),
                 cmocka_unit_test(test_metrics_values),
                 cmocka_unit_test(test_metrics_health_state),
                 cmocka_unit_test(test_metrics_escaping),
