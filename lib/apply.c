@@ -7,10 +7,11 @@
 #include "log.h"
 #include "macro.h"
 
-/* Errors after which a retry cannot help: the request was refused, the run
- * is stopping, memory ran out, or the run lost its lock. */
+/* Errors after which a retry cannot help: the request was refused, the
+ * client cannot reach the server as configured (TLS, URL: ch.h's -EPROTO),
+ * the run is stopping, memory ran out, or the run lost its lock. */
 static bool final_error(int r) {
-        return r == -EINVAL || r == -ECANCELED || r == -ENOMEM || r == -ENOLCK;
+        return r == -EINVAL || r == -EPROTO || r == -ECANCELED || r == -ENOMEM || r == -ENOLCK;
 }
 
 /* The days to insert now: those whose stored latest row differs, with

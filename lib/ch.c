@@ -1,5 +1,6 @@
 /* See ch.h.  One CURL easy handle per client, reused across requests for
- * keep-alive; a client belongs to one thread at a time. */
+ * keep-alive; a client belongs to one thread at a time.  What an answer
+ * means (success, which error, whether to retry) is ch_error.c's. */
 #include "ch.h"
 
 #include <curl/curl.h>
@@ -7,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
 #include "buf.h"
 #include "log.h"
+#include "macro.h"
 #include "text.h"
 
 #define MAX_RESPONSE_BYTES (256u * 1024u * 1024u)
@@ -107,11 +110,61 @@ const char *ch_client_url(const ChClient *c) {
         return c->base;
 }
 
+/* What arrives of one answer: the body (bounded) and the headers that
+ * decide how to read it. */
+typedef struct Answer {
+        Buf body;
+        bool too_large; /* on_body refused: more than MAX_RESPONSE_BYTES */
+        bool no_memory; /* on_body refused: out of memory */
+        char exception_code[16];
+        char exception_tag[72];
+        unsigned retry_after; /* seconds, 0 when absent */
+} Answer;
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
-        Buf *b = userdata;
+        Answer *a = userdata;
         size_t n = size * nmemb;
-        if (b->len + n > MAX_RESPONSE_BYTES || buf_append(b, ptr, n) < 0)
+        if (a->body.len + n > MAX_RESPONSE_BYTES) {
+                a->too_large = true;
                 return 0; /* makes curl fail the transfer */
+        }
+        if (buf_append(&a->body, ptr, n) < 0) {
+                a->no_memory = true;
+                return 0;
+        }
+        return n;
+}
+
+/* Copies a header's value (after "Name:") into buf when line is that
+ * header; values are short tokens, longer ones are cut. */
+static bool header_value(const char *line, size_t n, const char *name, char *buf, size_t len) {
+        size_t k = strlen(name);
+        if (n <= k || strncasecmp(line, name, k) != 0 || line[k] != ':')
+                return false;
+        const char *v = line + k + 1, *end = line + n;
+        while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+        snprintf(buf, len, "%.*s", (int)MIN((size_t)(end - v), len - 1), v);
+        return true;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata) {
+        Answer *a = userdata;
+        size_t n = size * nmemb;
+        char retry_after[24];
+        uint64_t secs;
+
+        if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
+                /* a new status line: forget what an interim answer said */
+                a->exception_code[0] = a->exception_tag[0] = '\0';
+                a->retry_after = 0;
+        } else if (!header_value(ptr, n, "X-ClickHouse-Exception-Code", a->exception_code, sizeof(a->exception_code)) &&
+                   !header_value(ptr, n, "X-ClickHouse-Exception-Tag", a->exception_tag, sizeof(a->exception_tag)) &&
+                   header_value(ptr, n, "Retry-After", retry_after, sizeof(retry_after)) &&
+                   text_parse_u64(retry_after, &secs) == 0) /* the HTTP-date form is ignored */
+                a->retry_after = (unsigned)MIN(secs, 3600u);
         return n;
 }
 
@@ -125,69 +178,41 @@ static const char *abbreviate(const char *sql, char *buf, size_t len) {
         return text_one_line(sql, buf, len);
 }
 
-/* ClickHouse's error text: the body up to the first newline run, trimmed. */
-static const char *error_text(const char *body, char *buf, size_t len) {
-        return abbreviate(body && *body ? body : "(empty response)", buf, len);
-}
-
-/* An exception that arrived after a 200 status: the last line of the body
- * starts with "Code: NNN" and names DB::Exception. */
-static const char *trailing_exception(const char *body, size_t len) {
-        if (len == 0)
-                return NULL;
-        size_t end = len;
-        while (end > 0 && body[end - 1] == '\n')
-                end--;
-        size_t start = end;
-        while (start > 0 && body[start - 1] != '\n')
-                start--;
-        const char *line = body + start;
-        if (end - start > 6 && strncmp(line, "Code: ", 6) == 0 && strstr(line, "Exception"))
-                return line;
-        return NULL;
-}
-
-static int request_once(ChClient *c, const char *sql, const char *data, unsigned flags, Buf *body, long *ret_status,
-                        char *err, size_t errlen) {
-        char what[200], msg[512];
-        Buf url = { 0 };
-        CURLcode cc;
-        int r = 0;
-
-        /* An INSERT's statement goes in the URL and its rows in the body;
-         * any other statement is the body itself, so long IN lists never hit
-         * URL length limits. */
-        buf_printf(&url, "%s/?wait_end_of_query=%d", c->base, data ? 0 : 1);
-        if (data) {
+/* The request URL: an INSERT's statement goes in the URL and its rows in
+ * the body; any other statement is the body itself, so long IN lists never
+ * hit URL length limits. */
+static int request_url(ChClient *c, const char *sql, bool insert, unsigned flags, Buf *url) {
+        buf_printf(url, "%s/?wait_end_of_query=%d", c->base, insert ? 0 : 1);
+        if (insert) {
                 char *q = curl_easy_escape(c->curl, sql, 0);
-                if (!q) {
-                        buf_free(&url);
+                if (!q)
                         return -ENOMEM;
-                }
-                buf_printf(&url, "&query=%s", q);
+                buf_printf(url, "&query=%s", q);
                 curl_free(q);
         }
         if (*c->query_id)
-                buf_printf(&url, "&query_id=%s", c->query_id); /* [A-Za-z0-9-] only, see ch.h */
+                buf_printf(url, "&query_id=%s", c->query_id); /* [A-Za-z0-9-] only, see ch.h */
         if (!(flags & CH_NO_DATABASE)) {
                 char *db = curl_easy_escape(c->curl, c->database, 0);
                 if (db)
-                        buf_printf(&url, "&database=%s", db);
+                        buf_printf(url, "&database=%s", db);
                 curl_free(db);
         }
-        if (!url.data) {
-                buf_free(&url);
-                return -ENOMEM;
-        }
+        return url->data ? 0 : -ENOMEM;
+}
 
+static void request_setup(ChClient *c, const char *url, const char *payload, bool insert, Answer *a, char *curl_err) {
         curl_easy_reset(c->curl);
-        curl_easy_setopt(c->curl, CURLOPT_URL, url.data);
+        curl_easy_setopt(c->curl, CURLOPT_URL, url);
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->headers);
         curl_easy_setopt(c->curl, CURLOPT_POST, 1L);
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, data ? data : sql);
-        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(data ? data : sql));
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, payload);
+        curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(payload));
         curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, body);
+        curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, a);
+        curl_easy_setopt(c->curl, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c->curl, CURLOPT_HEADERDATA, a);
+        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, curl_err);
         curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)(c->timeout / USEC_PER_MSEC));
         curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS,
@@ -201,52 +226,52 @@ static int request_once(ChClient *c, const char *sql, const char *data, unsigned
          * connection died before any answer: for an INSERT that is a hidden
          * duplicate.  A fresh connection turns it into an error the caller
          * handles (re-read, then resend only what is missing). */
-        if (data)
+        if (insert)
                 curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, 1L);
-
-        log_debug("clickhouse %s: %s", c->base, abbreviate(sql, what, sizeof(what)));
-        cc = curl_easy_perform(c->curl);
-        buf_free(&url);
-        *ret_status = 0;
-        if (cc != CURLE_OK) {
-                switch (cc) {
-                case CURLE_ABORTED_BY_CALLBACK:
-                        r = -ECANCELED;
-                        break;
-                case CURLE_COULDNT_CONNECT:
-                case CURLE_COULDNT_RESOLVE_HOST:
-                case CURLE_COULDNT_RESOLVE_PROXY:
-                        r = -ECONNREFUSED;
-                        break;
-                case CURLE_OPERATION_TIMEDOUT:
-                        r = -ETIMEDOUT;
-                        break;
-                default:
-                        r = -ECONNRESET;
-                        break;
-                }
-                snprintf(err, errlen, "clickhouse %s: query '%s' failed: %s%s", c->base,
-                         abbreviate(sql, what, sizeof(what)), curl_easy_strerror(cc),
-                         r == -ECONNREFUSED ? " (is the server up? check clickhouse.url)" : "");
-                return r;
-        }
-        long status = 0;
-        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
-        *ret_status = status;
-        const char *exc = body->data ? trailing_exception(body->data, body->len) : NULL;
-        if (status != 200 || exc) {
-                const char *hint = "";
-                if (status == 401 || status == 403 || (body->data && strstr(body->data, "Code: 516")))
-                        hint = " (check clickhouse.user and the password in clickhouse.password_file)";
-                snprintf(err, errlen, "clickhouse %s: query '%s' failed: HTTP %ld: %s%s", c->base,
-                         abbreviate(sql, what, sizeof(what)), status,
-                         error_text(exc ? exc : body->data, msg, sizeof(msg)), hint);
-                return status >= 400 && status < 500 ? -EINVAL : -EIO;
-        }
-        return 0;
 }
 
-int ch_client_backoff(ChClient *c, unsigned attempt) {
+/* One attempt; the answer is classified by ch_classify(). */
+static int request_once(ChClient *c, const char *sql, const char *data, unsigned flags, Answer *a, char *err,
+                        size_t errlen) {
+        char what[200], why[1024], curl_err[CURL_ERROR_SIZE] = "";
+        Buf url = { 0 };
+
+        int r = request_url(c, sql, data != NULL, flags, &url);
+        if (r < 0) {
+                buf_free(&url);
+                snprintf(err, errlen, "clickhouse %s: out of memory", c->base);
+                return r;
+        }
+        request_setup(c, url.data, data ? data : sql, data != NULL, a, curl_err);
+        log_debug("clickhouse %s: %s", c->base, abbreviate(sql, what, sizeof(what)));
+        CURLcode cc = curl_easy_perform(c->curl);
+        buf_free(&url);
+        /* our own refusal names its cause to the classifier */
+        if (cc == CURLE_WRITE_ERROR && a->no_memory)
+                cc = CURLE_OUT_OF_MEMORY;
+        if (cc == CURLE_WRITE_ERROR && a->too_large)
+                snprintf(curl_err, sizeof(curl_err), "the answer exceeds %u MiB", MAX_RESPONSE_BYTES >> 20);
+        ChExchange x = {
+                .curl_code = (int)cc,
+                .curl_detail = curl_err,
+                .exception_code = a->exception_code,
+                .exception_tag = a->exception_tag,
+                .body = a->body.data,
+                .body_len = a->body.len,
+        };
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &x.http_status);
+        r = ch_classify(&x, why, sizeof(why));
+        curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL); /* curl_err dies with this call */
+        if (r < 0)
+                snprintf(err, errlen, "clickhouse %s: query '%s' failed: %s", c->base,
+                         abbreviate(sql, what, sizeof(what)), why);
+        return r;
+}
+
+/* The wait before retry `attempt` (0-based): exponential, capped, with
+ * "equal jitter" (half fixed, half random), so retries from many hosts
+ * spread out but never collapse to zero wait. */
+static unsigned backoff_ms(unsigned attempt) {
         unsigned ms = BACKOFF_BASE_MS;
         for (unsigned i = 0; i < attempt && ms < BACKOFF_CAP_MS; i++)
                 ms *= 2;
@@ -255,9 +280,10 @@ int ch_client_backoff(ChClient *c, unsigned attempt) {
         unsigned rnd = 0;
         if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
                 rnd = (unsigned)time(NULL);
-        /* "equal jitter": half fixed, half random, so retries from many
-         * hosts spread out but never collapse to zero wait */
-        ms = ms / 2 + rnd % (ms / 2 + 1);
+        return ms / 2 + rnd % (ms / 2 + 1);
+}
+
+static int sleep_ms(ChClient *c, unsigned ms) {
         for (unsigned waited = 0; waited < ms; waited += 50) {
                 if (cancelled(c))
                         return -ECANCELED;
@@ -267,30 +293,33 @@ int ch_client_backoff(ChClient *c, unsigned attempt) {
         return cancelled(c) ? -ECANCELED : 0;
 }
 
+int ch_client_backoff(ChClient *c, unsigned attempt) {
+        return sleep_ms(c, backoff_ms(attempt));
+}
+
 int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err,
              size_t errlen) {
-        unsigned max_attempts = (flags & CH_NO_RETRY) ? 1 : c->retries + 1;
+        unsigned max_attempts = (flags & CH_NO_RETRY) ? 1 : c->retries + 1, retry_after = 0;
         int r = -EIO;
 
         for (unsigned attempt = 0; attempt < max_attempts; attempt++) {
-                Buf body = { 0 };
-                long status = 0;
+                Answer a = { 0 };
 
                 if (attempt > 0) {
-                        log_debug("clickhouse %s: retry %u of %u after: %s", c->base, attempt, c->retries, err);
-                        int b = ch_client_backoff(c, attempt - 1);
-                        if (b < 0)
-                                return b;
+                        /* a busy server's Retry-After, within the backoff cap */
+                        unsigned ms = MAX(backoff_ms(attempt - 1), MIN(retry_after * 1000u, BACKOFF_CAP_MS));
+                        log_debug("clickhouse %s: retry %u of %u in %u ms after: %s", c->base, attempt, c->retries, ms,
+                                  err);
+                        r = sleep_ms(c, ms);
+                        if (r < 0)
+                                return r;
                 }
-                r = request_once(c, sql, data, flags, &body, &status, err, errlen);
-                if (r == 0) {
-                        if (ret_body)
-                                *ret_body = buf_steal(&body);
-                        buf_free(&body);
-                        return 0;
-                }
-                buf_free(&body);
-                if (r == -ECANCELED || r == -EINVAL)
+                r = request_once(c, sql, data, flags, &a, err, errlen);
+                retry_after = a.retry_after;
+                if (r == 0 && ret_body)
+                        *ret_body = buf_steal(&a.body);
+                buf_free(&a.body);
+                if (r == 0 || !ch_error_retryable(r))
                         break;
         }
         return r;

@@ -1,13 +1,30 @@
 /* The ClickHouse client: SQL over ClickHouse's HTTP interface with libcurl,
  * TabSeparated in and out.  Works the same against 18.16 and current
  * releases: no per-version code.  A response that is HTTP 200 but carries an
- * exception at the end of the body (the server already streamed part of it)
- * is an error: reads ask for wait_end_of_query=1 and every body is checked.
+ * exception (the server had already started streaming: a trailing
+ * "Code: NNN" line from 18.16, an __exception__ block from 25.x, an
+ * X-ClickHouse-Exception-Code header) is an error: reads ask for
+ * wait_end_of_query=1 and every answer is checked (ch_classify()).
  *
- * Errors: -ECONNREFUSED (could not connect: "server unavailable"),
- * -ETIMEDOUT / -ECONNRESET (sent, outcome unknown), -EIO (the server answered
- * 5xx or an exception; err carries its text), -EINVAL (the server rejected
- * the request with 4xx), -ECANCELED (the cancel flag was set).
+ * Errors, one errno per class (ch_classify() decides; ch_error_retryable()
+ * says which ones ch_query() retries):
+ *   -ECONNREFUSED  could not connect or resolve: nothing was sent
+ *                  ("server unavailable"; retried)
+ *   -ETIMEDOUT     timed out: maybe sent, outcome unknown (retried)
+ *   -ECONNRESET    connection lost after sending: outcome unknown (retried)
+ *   -EIO           the server failed the request in a way a retry may fix:
+ *                  5xx (not 501/505), 408, 429, an exception after a 200,
+ *                  or a transfer error of no known family (retried)
+ *   -EINVAL        the server rejected the request (other 4xx, 501, 505):
+ *                  the same request fails again (never retried)
+ *   -EPROTO        a client-side or configuration problem a retry cannot
+ *                  fix: TLS handshake or certificate, malformed URL,
+ *                  unsupported protocol or a non-HTTP port, a redirect,
+ *                  a response larger than salesd accepts (never retried;
+ *                  not "server unavailable": the message names the cause
+ *                  and what to check)
+ *   -ENOMEM        out of memory (never retried)
+ *   -ECANCELED     the cancel flag was set.
  * Messages name the server URL (without credentials) and the statement. */
 #pragma once
 
@@ -39,10 +56,11 @@ typedef enum ChFlags {
 } ChFlags;
 
 /* Executes sql; data (may be NULL) is sent as the body after it (INSERT ...
- * FORMAT TabSeparated).  Retries connection errors and 5xx answers with
- * exponential backoff and jitter up to `retries` times unless CH_NO_RETRY;
- * never retries 4xx.  On success *ret_body (if ret_body) is the response
- * body, malloc'd. */
+ * FORMAT TabSeparated).  Retries the retryable classes above with
+ * exponential backoff and jitter up to `retries` times unless CH_NO_RETRY
+ * (an answer with Retry-After, as 429 and 503 may carry, waits at least
+ * that long, up to the backoff cap); never retries the others.  On success *ret_body (if ret_body) is the
+ * response body, malloc'd. */
 int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err, size_t errlen);
 
 /* The server URL, for messages. */
@@ -51,6 +69,34 @@ const char *ch_client_url(const ChClient *c);
 /* Sleeps for attempt's backoff (exponential, capped, jittered); returns
  * -ECANCELED if the cancel flag was raised meanwhile. */
 int ch_client_backoff(ChClient *c, unsigned attempt);
+
+/* What a finished exchange left behind, for ch_classify(). */
+typedef struct ChExchange {
+        int curl_code;              /* the transfer's CURLcode, 0 (CURLE_OK) when it completed */
+        const char *curl_detail;    /* libcurl's error buffer, or NULL/"" for its generic text */
+        long http_status;           /* 0 when no status line arrived */
+        const char *exception_code; /* X-ClickHouse-Exception-Code, or NULL */
+        const char *exception_tag;  /* X-ClickHouse-Exception-Tag (25.11+), or NULL */
+        const char *body;           /* what arrived of the body, or NULL */
+        size_t body_len;
+} ChExchange;
+
+/* Classifies an exchange: 0 when it succeeded, else one of the errors
+ * above, with msg set to the cause (the server's exception text, or
+ * libcurl's) and a hint for the operator where one helps.  Pure: no I/O,
+ * no logging.  An exception found in the body outranks a transfer error
+ * (a server that fails mid-stream cuts the connection after writing it). */
+int ch_classify(const ChExchange *x, char *msg, size_t msglen);
+
+/* Finds a server exception at the end of body: a 25.11+ block (framed by
+ * "__exception__" lines with the answer's tag, NULL when unknown), a 25.x
+ * marker followed by the message, or an 18.16 "Code: NNN ... Exception" last
+ * line.  Returns a pointer into body and sets *ret_len to the message's
+ * length (without the framing), or returns NULL. */
+const char *ch_find_exception(const char *body, size_t len, const char *tag, size_t *ret_len);
+
+/* Whether ch_query() retries an error of this class. */
+bool ch_error_retryable(int r);
 
 /* Quotes s as a ClickHouse string literal ('...' with backslash escapes). */
 char *ch_quote_string(const char *s);

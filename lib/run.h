@@ -92,7 +92,9 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunBacklo
                 RunOutcome *ret_outcome);
 
 /* Whether an error from a run, pg.h or ch.h means that Postgres or
- * ClickHouse could not be reached (exit 69, a retry may help). */
+ * ClickHouse could not be reached (exit 69, a retry may help):
+ * -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET.  A client-side problem (ch.h's
+ * -EPROTO: TLS, URL) or a server's error answer is not "unavailable". */
 bool run_error_unavailable(int r);
 
 /* A one-line summary of a finished run for the log ("run ID (trigger T):

@@ -9,7 +9,8 @@
  * Every operation returns 0 or a negative errno and fills err with what
  * failed, naming the server and the statement (ch.h's error classes:
  * -ECONNREFUSED unreachable, -ETIMEDOUT/-ECONNRESET outcome unknown, -EIO
- * server error, -EINVAL rejected, -ECANCELED cancelled). */
+ * server error, -EINVAL rejected, -EPROTO a client-side problem such as TLS
+ * or the URL, -ECANCELED cancelled). */
 #pragma once
 
 #include <stdatomic.h>
