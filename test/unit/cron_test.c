@@ -462,6 +462,26 @@ static const struct {
         { "@daily", p_midnight },  { "*/10 1-3 * * *", p_q10_h1to3 }, { "30 23 * * sun", p_2330_sun },
         { "30 23 * * *", p_2330 },
 };
+/* Whether the reference fires at instant t (a whole minute), given the
+ * wall clock reached so far (*seen, advanced here): a wall minute that
+ * matches fires at the first instant it is reached, once, and a minute the
+ * clock jumps over fires at the jump. */
+static bool reference_fires(WallPred pred, int64_t *seen, time_t t) {
+        int64_t w = wall_of(t);
+        bool fires = false;
+
+        for (int64_t m = *seen - *seen % 60 + 60; m <= w && !fires; m += 60) {
+                time_t mt = (time_t)m;
+                struct tm wt;
+
+                assert_non_null(gmtime_r(&mt, &wt));
+                fires = pred(&wt);
+        }
+        if (w > *seen)
+                *seen = w;
+        return fires;
+}
+
 static const struct {
         const char *tz;
         const char *from; /* the window spans three days from here */
@@ -490,19 +510,7 @@ static void test_next_vs_reference(void **state) {
                         r = cron_next(e, next_cron, &next_cron);
                         assert_int_equal(r, 0);
                         for (t = start + 60; t <= end; t += 60) {
-                                int64_t w = wall_of(t);
-                                bool fires = false;
-
-                                for (int64_t m = seen - seen % 60 + 60; m <= w && !fires; m += 60) {
-                                        time_t mt = (time_t)m;
-                                        struct tm wt;
-
-                                        assert_non_null(gmtime_r(&mt, &wt));
-                                        fires = ref_exprs[ei].pred(&wt);
-                                }
-                                if (w > seen)
-                                        seen = w;
-                                if (!fires)
+                                if (!reference_fires(ref_exprs[ei].pred, &seen, t))
                                         continue;
                                 fired++;
                                 if (next_cron != t) {
@@ -650,19 +658,7 @@ static void test_prev_vs_reference(void **state) {
                         int64_t seen = wall_of(start);
 
                         for (time_t t = start + 60; t <= end + 60; t += 60) {
-                                int64_t w = wall_of(t);
-                                bool fires = false;
-
-                                for (int64_t m = seen - seen % 60 + 60; m <= w && !fires; m += 60) {
-                                        time_t mt = (time_t)m;
-                                        struct tm wt;
-
-                                        assert_non_null(gmtime_r(&mt, &wt));
-                                        fires = ref_exprs[ei].pred(&wt);
-                                }
-                                if (w > seen)
-                                        seen = w;
-                                if (!fires)
+                                if (!reference_fires(ref_exprs[ei].pred, &seen, t))
                                         continue;
                                 if (last) {
                                         const time_t probes[] = { last + 1, last + (t - last) / 2, t };
