@@ -74,3 +74,26 @@ def test_without_the_guard_role_salesd_warns_and_relies_on_overlap(pg_db, ch_db,
         assert "grant it pg_read_all_stats" in r.stderr
     finally:
         pg_db.execute(f"GRANT pg_read_all_stats TO {pg_db.user}")
+
+
+def test_a_row_stamped_in_the_future_does_not_hide_later_changes(pg_db, ch_db, salesd):
+    """An application server with a wrong clock stamps a row a day ahead.
+    The watermark must not follow it into the future (SPEC §4 step 5: capped
+    by the source's own clock), or every change until then is missed."""
+    cfg = salesd.write_config(pg_db, ch_db, {"reconcile_days": 0})
+    assert salesd.run("init-schema", config=cfg).returncode == 0
+    pg_db.execute(
+        "INSERT INTO orders VALUES (1, 1, 'completed', '2026-01-10 12:00+00', DEFAULT);"
+        "INSERT INTO order_items VALUES (1, 1, 1, 1, 10.00, 1.00, DEFAULT);"
+        "INSERT INTO orders VALUES (2, 1, 'completed', '2026-01-20 12:00+00', now() + interval '1 day');"
+        "INSERT INTO order_items VALUES (2, 2, 1, 1, 7.00, 1.00, now() + interval '1 day')"
+    )
+    assert salesd.run("once", config=cfg).returncode == 0
+    wm = watermark(ch_db)
+    db_now = pg_db.query("SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")[0][0]
+    assert wm is not None and wm <= db_now, (wm, db_now)
+    # A change made now, to another day: the next run must see it.
+    pg_db.execute("UPDATE order_items SET price = 12.00 WHERE order_item_id = 1")
+    r = salesd.run("once", config=cfg)
+    assert r.returncode == 0, r.stderr
+    assert day_revenue(ch_db, "2026-01-10") == [(Decimal("12.00"), 1)]
