@@ -165,6 +165,15 @@ int config_check_url(const char *v, char *msg, size_t len) {
                          config_value_quote(masked ? masked : "", q, sizeof(q)));
                 return -EINVAL;
         }
+        /* Settings and credentials have keys of their own: a query string
+         * (?password=...) or fragment would be printed by check-config and
+         * reach /healthz. */
+        if (strpbrk(v, "?#")) {
+                snprintf(msg, len,
+                         "a query string or fragment in the url is not supported (use http://HOST:PORT; set "
+                         "clickhouse.user, clickhouse.password_file and clickhouse.database instead)");
+                return -EINVAL;
+        }
         /* Credentials belong in clickhouse.user and a password file, not in
          * a URL that ends up in process listings and shell histories. */
         const char *end = host + strcspn(host, "/?#");

@@ -189,6 +189,20 @@ static void check_single_document(Loader *l, yaml_parser_t *parser) {
                            root->start_mark.column + 1);
 }
 
+/* libyaml reads "\0" escapes into scalars that C strings would cut short
+ * ("UTC\0/../../etc/passwd" read as "UTC"): refuse any scalar, key or value,
+ * holding a NUL.  Returns how many were found. */
+static size_t refuse_nul_scalars(Loader *l, yaml_document_t *doc) {
+        size_t found = 0;
+        for (yaml_node_t *n = doc->nodes.start; n < doc->nodes.top; n++)
+                if (n->type == YAML_SCALAR_NODE && memchr(n->data.scalar.value, '\0', n->data.scalar.length)) {
+                        loader_add(l, "%s:%zu:%zu: a NUL character (\\0) is not allowed in the configuration", l->path,
+                                   n->start_mark.line + 1, n->start_mark.column + 1);
+                        found++;
+                }
+        return found;
+}
+
 int config_yaml_load(Loader *l, FILE *f) {
         _cleanup_(yaml_parser_delete) yaml_parser_t parser;
         if (!yaml_parser_initialize(&parser))
@@ -204,6 +218,8 @@ int config_yaml_load(Loader *l, FILE *f) {
         yaml_node_t *root = yaml_document_get_root_node(&doc);
         if (!root)
                 return 0;
+        if (refuse_nul_scalars(l, &doc) > 0)
+                return -EINVAL;
         if (root->type == YAML_MAPPING_NODE)
                 walk_mapping(l, &doc, root, NULL);
         else if (!scalar_is_null(root))

@@ -74,6 +74,16 @@ int secret_read(const char *path, const char *shown, char **ret, char *err, size
                 snprintf(err, errlen, n == 0 ? "'%s' is empty" : "'%s' contains a NUL byte", shown);
                 return -EINVAL;
         }
+        /* A secret goes into HTTP headers and libpq's conninfo: a line break
+         * inside it would inject a header into every request. */
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f) {
+                        snprintf(err, errlen,
+                                 "'%s' contains a control character (a line break or tab inside the secret); put "
+                                 "the secret alone on one line",
+                                 shown);
+                        return -EINVAL;
+                }
         char *s = strdup(buf);
         if (!s)
                 return -ENOMEM;

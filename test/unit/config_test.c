@@ -457,6 +457,10 @@ static const struct {
         { "timezone: zone.tab\n",
           "1:11: key 'timezone': 'zone.tab' is not a time zone file (use an IANA name such as Europe/Berlin)" },
         { "timezone: \"\"\n", "1:11: key 'timezone': must not be empty" },
+        /* a \0 escape must not cut a value (or a key) short */
+        { "timezone: \"UTC\\0/../../etc/passwd\"\n",
+          "1:11: a NUL character (\\0) is not allowed in the configuration" },
+        { "\"instance\\0x\": a\n", "1:1: a NUL character (\\0) is not allowed in the configuration" },
         /* schedules */
         { "schedule: \"@daily\"\n", NULL },
         /* listen addresses */
@@ -507,6 +511,12 @@ static const struct {
           "2:8: key 'clickhouse.url': user or password in the url is not supported (set clickhouse.user and "
           "clickhouse.password_file instead)" },
         { "clickhouse:\n  url: http://ch:8123/path@x\n", NULL }, /* an @ after the host is not userinfo */
+        { "clickhouse:\n  url: http://ch:8123/?password=s3cret\n",
+          "2:8: key 'clickhouse.url': a query string or fragment in the url is not supported (use "
+          "http://HOST:PORT; set clickhouse.user, clickhouse.password_file and clickhouse.database instead)" },
+        { "clickhouse:\n  url: http://ch:8123/#frag\n",
+          "2:8: key 'clickhouse.url': a query string or fragment in the url is not supported (use "
+          "http://HOST:PORT; set clickhouse.user, clickhouse.password_file and clickhouse.database instead)" },
         { "clickhouse:\n  url: ftp://u:s3cret@ch\n",
           "2:8: key 'clickhouse.url': invalid url 'ftp://u:********@ch' (use http://HOST:PORT or https://HOST:PORT)" },
         { "clickhouse:\n  database: \"a-b\"\n",
@@ -745,6 +755,23 @@ static void test_credentials_directory(void **state) {
                  path);
         assert_has_line(err, want);
         assert_int_equal(count_lines(err), 1);
+}
+
+static void test_secret_with_a_line_break_is_refused(void **state) {
+        char yaml[512], crlf[128], want[4 * PATH_MAX];
+        (void)state;
+        /* a header injected into every ClickHouse request otherwise */
+        snprintf(crlf, sizeof(crlf), "%s/crlf.secret", tmpdir);
+        write_file(crlf, "pw\r\nX-Evil: 1\n", 14);
+        snprintf(yaml, sizeof(yaml), "clickhouse:\n  password_file: %s\n", crlf);
+        const char *p = temp_file("crlf.yaml", yaml);
+        const char *err = load_bad(p);
+        snprintf(want, sizeof(want),
+                 "%s:2:18: key 'clickhouse.password_file': '%s' contains a control character (a line break or tab "
+                 "inside the secret); put the secret alone on one line",
+                 p, crlf);
+        assert_has_line(err, want);
+        assert_null(strstr(err, "X-Evil"));
 }
 
 static void test_secret_file_errors(void **state) {
@@ -1186,6 +1213,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_credentials_directory, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_secret_file_errors, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_secret_with_a_line_break_is_refused, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_print_masks_secrets, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_mask_conninfo, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_print_round_trip, setup, teardown),
