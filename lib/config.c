@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config_internal.h"
@@ -89,10 +90,16 @@ static int load_defaults(Loader *l) {
 
 static int load_file(Loader *l) {
         _cleanup_(fclosep) FILE *f = fopen(l->path, "re");
+        struct stat st;
         if (!f) {
                 int e = errno;
                 loader_add(l, "%s: cannot open configuration file: %s", l->path, strerror(e));
                 return -e;
+        }
+        if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+                loader_add(l, "%s: is a directory, not a configuration file (give the YAML file's path with -c)",
+                           l->path);
+                return -EISDIR;
         }
         int r = config_yaml_load(l, f);
         return r == -ENOMEM ? r : 0;

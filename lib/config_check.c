@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +78,15 @@ int config_check_schedule(const char *v, char *msg, size_t len) {
         if (cron_parse(v, &e, cerr, sizeof(cerr)) < 0) {
                 snprintf(msg, len, "invalid schedule '%s': %s (use 5 cron fields, e.g. \"0 */6 * * *\")",
                          config_value_quote(v, q, sizeof(q)), cerr[0] ? cerr : "cannot parse");
+                return -EINVAL;
+        }
+        /* "0 0 30 2 *" parses but never fires: the daemon would never run. */
+        time_t next;
+        if (cron_next(e, time(NULL), &next) == -ERANGE) {
+                snprintf(msg, len,
+                         "schedule '%s' never fires (no such date in the next 8 years; check the day and "
+                         "month fields)",
+                         config_value_quote(v, q, sizeof(q)));
                 return -EINVAL;
         }
         return 0;

@@ -316,6 +316,17 @@ static void test_booleans_and_levels(void **state) {
         config_free(c);
 }
 
+static void test_directory_is_not_a_config_file(void **state) {
+        Config *c = (Config *)0x1;
+        char want[PATH_MAX + 128];
+        (void)state;
+        assert_int_equal(config_load(tmpdir, &c, errbuf, sizeof(errbuf)), -EISDIR);
+        assert_ptr_equal(c, (Config *)0x1);
+        snprintf(want, sizeof(want), "%s: is a directory, not a configuration file (give the YAML file's path with -c)",
+                 tmpdir);
+        assert_has_line(errbuf, want);
+}
+
 static void test_missing_file(void **state) {
         Config *c = (Config *)0x1;
         char path[PATH_MAX];
@@ -463,6 +474,10 @@ static const struct {
         { "\"instance\\0x\": a\n", "1:1: a NUL character (\\0) is not allowed in the configuration" },
         /* schedules */
         { "schedule: \"@daily\"\n", NULL },
+        { "schedule: \"0 0 30 2 *\"\n",
+          "1:11: key 'schedule': schedule '0 0 30 2 *' never fires (no such date in the next 8 years; check the day "
+          "and month fields)" },
+        { "schedule: \"0 0 29 2 *\"\n", NULL }, /* leap days do come */
         /* listen addresses */
         { "http:\n  listen: \"[::1]:8787\"\n", NULL },
         { "http:\n  listen: localhost:1\n", NULL },
@@ -1201,6 +1216,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_booleans_and_levels, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_directory_is_not_a_config_file, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_bad_values_all_reported, setup, teardown),
