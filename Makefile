@@ -1,5 +1,6 @@
 # salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
-# clean format format-check (plus unit, integration, cppcheck, airflow-venv).
+# uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check,
+# lintian, airflow-venv, deps-demo).
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
@@ -186,13 +187,14 @@ airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider airflow/tests
 
 # ---- the whole suite ----
-integration: $(BUILD)/salesd $(BUILD)/salesd-san venv
-	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
+integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
+	SALESD_DEB=$(CURDIR)/$(DEB) SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
 
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck config-docs-check
+	$(MAKE) format-check cppcheck config-docs-check man-check
+	$(MAKE) deb lintian
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) airflow-test
@@ -254,6 +256,30 @@ install: $(BUILD)/salesd
 	install -D -m 0644 completion/salesd.bash $(DESTDIR)$(BASHCOMPDIR)/salesd
 	install -d $(DESTDIR)$(DOCDIR)
 	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+
+# ---- the Debian package ----
+# Built from a copy of the tree under $(BUILD)/deb, so dpkg-buildpackage's
+# output (it writes next to the source directory) and debian/'s build
+# leftovers stay out of the checkout.
+DEB_ARCH = $(shell dpkg --print-architecture)
+DEB := $(BUILD)/salesd_$(VERSION)_$(DEB_ARCH).deb
+DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(DOCS) $(MANPAGES) \
+              systemd/salesd.service config/salesd.yaml completion/salesd.bash Makefile VERSION \
+              $(wildcard debian/* debian/source/*)
+deb: $(DEB)
+$(DEB): $(DEB_INPUTS)
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] \
+	  || { echo "debian/changelog is at $$v but VERSION says $(VERSION): add a changelog entry (dch -v $(VERSION))"; exit 1; }
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/salesd-$(VERSION)
+	tar -c --exclude=./.git --exclude=./$(BUILD) --exclude='./build*' --exclude=__pycache__ . \
+	  | tar -x -C $(BUILD)/deb/salesd-$(VERSION)
+	cd $(BUILD)/deb/salesd-$(VERSION) && dpkg-buildpackage -b -us -uc
+	cp $(BUILD)/deb/$(notdir $@) $@
+# No errors and no warnings (overrides, if ever needed, go in
+# debian/salesd.lintian-overrides with a comment saying why).
+lintian: $(DEB)
+	lintian --fail-on error,warning --display-info $(BUILD)/deb/salesd_$(VERSION)_$(DEB_ARCH).changes
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/salesd $(DESTDIR)$(UNITDIR)/salesd.service \
