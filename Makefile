@@ -30,6 +30,8 @@ SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_run
 SQL_PG := $(wildcard sql/postgres/*.sql)
 HDRS := $(wildcard lib/*.h daemon/*.h)
 MANPAGES := docs/salesd.8 docs/salesd.yaml.5
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB := $(BUILD)/salesd_$(VERSION)_$(DEB_ARCH).deb
 
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj/gen/schema_sql.o
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
@@ -261,8 +263,6 @@ install: $(BUILD)/salesd
 # Built from a copy of the tree under $(BUILD)/deb, so dpkg-buildpackage's
 # output (it writes next to the source directory) and debian/'s build
 # leftovers stay out of the checkout.
-DEB_ARCH = $(shell dpkg --print-architecture)
-DEB := $(BUILD)/salesd_$(VERSION)_$(DEB_ARCH).deb
 DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(DOCS) $(MANPAGES) \
               systemd/salesd.service config/salesd.yaml completion/salesd.bash Makefile VERSION \
               $(wildcard debian/* debian/source/*)
