@@ -1,5 +1,6 @@
 # salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
-# clean format format-check (plus unit, integration, cppcheck, airflow-venv).
+# uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check,
+# lintian, airflow-venv, deps-demo).
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
@@ -28,6 +29,9 @@ SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_run
           sql/clickhouse/005_daily_sales_stats_latest.sql
 SQL_PG := $(wildcard sql/postgres/*.sql)
 HDRS := $(wildcard lib/*.h daemon/*.h)
+MANPAGES := docs/salesd.8 docs/salesd.yaml.5
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB := $(BUILD)/salesd_$(VERSION)_$(DEB_ARCH).deb
 
 OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj/gen/schema_sql.o
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
@@ -56,19 +60,25 @@ UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv
 AIRFLOW_VENV := $(BUILD)/airflow-venv
-APT_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
-                libsystemd-dev libmicrohttpd-dev libjansson-dev libcmocka-dev cppcheck \
-                clang-format postgresql-15 clickhouse-server clickhouse-client \
-                python3-venv debootstrap systemd-container systemd time iproute2
+# `make demo` installs only DEMO_PACKAGES: the compiler, the libraries, the
+# servers it starts and python3-venv.  TEST_PACKAGES is the test toolchain,
+# installed by `make test` (deps) only: it adds a container, packaging and
+# lint tools the demo has no use for.
+DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
+                 libsystemd-dev libmicrohttpd-dev libjansson-dev postgresql-15 \
+                 clickhouse-server clickhouse-client python3-venv
+TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
+                 debhelper dpkg-dev fakeroot lintian mandoc
 
-.PHONY: all test unit integration demo bench bench-large deps install clean format format-check \
-        cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check
+.PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
+        cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
+        man-check
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
 
 $(BUILD)/salesd: $(OBJS)
-	$(CC) $(CFLAGS) -o $@ $(OBJS) $(LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LIBS)
 
 san: $(BUILD)/salesd-san
 $(BUILD)/salesd-san: $(SAN_OBJS)
@@ -76,13 +86,13 @@ $(BUILD)/salesd-san: $(SAN_OBJS)
 
 $(BUILD)/obj/%.o: %.c $(HDRS) | $(BUILD)/gen/schema_sql.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 $(BUILD)/san/%.o: %.c $(HDRS) | $(BUILD)/gen/schema_sql.h
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -c -o $@ $<
 $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(BASE_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 $(BUILD)/san/gen/%.o: $(BUILD)/gen/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -c -o $@ $<
@@ -121,12 +131,23 @@ $(BUILD)/gen/configuration.md: $(BUILD)/salesd-config-doc docs/configuration.md
 $(BUILD)/gen/salesd.yaml: $(BUILD)/salesd-config-doc
 	@mkdir -p $(dir $@)
 	$(BUILD)/salesd-config-doc example > $@
-config-docs: $(BUILD)/gen/configuration.md $(BUILD)/gen/salesd.yaml
+# salesd.yaml(5) carries the date of salesd(8): the manual's date, not the build's.
+MAN_DATE = $(shell sed -n 's/^\.TH SALESD 8 "\([^"]*\)".*/\1/p' docs/salesd.8)
+$(BUILD)/gen/salesd.yaml.5: $(BUILD)/salesd-config-doc docs/salesd.8 VERSION
+	@mkdir -p $(dir $@)
+	$(BUILD)/salesd-config-doc man "$(MAN_DATE)" "$(VERSION)" > $@
+config-docs: $(BUILD)/gen/configuration.md $(BUILD)/gen/salesd.yaml $(BUILD)/gen/salesd.yaml.5
 	cp $(BUILD)/gen/configuration.md docs/configuration.md
 	cp $(BUILD)/gen/salesd.yaml config/salesd.yaml
-config-docs-check: $(BUILD)/gen/configuration.md $(BUILD)/gen/salesd.yaml
+	cp $(BUILD)/gen/salesd.yaml.5 docs/salesd.yaml.5
+config-docs-check: $(BUILD)/gen/configuration.md $(BUILD)/gen/salesd.yaml $(BUILD)/gen/salesd.yaml.5
 	@diff -u docs/configuration.md $(BUILD)/gen/configuration.md && diff -u config/salesd.yaml $(BUILD)/gen/salesd.yaml \
-	  || { echo "docs/configuration.md or config/salesd.yaml is not what lib/config_keys.c generates: run make config-docs"; exit 1; }
+	  && diff -u docs/salesd.yaml.5 $(BUILD)/gen/salesd.yaml.5 \
+	  || { echo "docs/configuration.md, config/salesd.yaml or docs/salesd.yaml.5 is not what lib/config_keys.c generates: run make config-docs"; exit 1; }
+
+# Both manual pages lint clean (mandoc -Tlint prints nothing, style notes included).
+man-check: $(MANPAGES)
+	@out=$$(mandoc -Tlint $(MANPAGES) 2>&1); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "mandoc -Tlint: $(MANPAGES) clean"
 
 # ---- static checks ----
 C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h)
@@ -168,46 +189,102 @@ airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider airflow/tests
 
 # ---- the whole suite ----
-integration: $(BUILD)/salesd $(BUILD)/salesd-san venv
-	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
+integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
+	SALESD_DEB=$(CURDIR)/$(DEB) SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
 
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck config-docs-check
+	$(MAKE) format-check cppcheck config-docs-check man-check
+	$(MAKE) deb lintian
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) airflow-test
 
-demo: deps all venv
+demo: deps-demo all venv
 	$(VENV)/bin/python test/harness/demo.py --salesd $(CURDIR)/$(BUILD)/salesd
 
 # bench: small profile (30 days x 10k orders/day, a few minutes); bench-large:
 # 60 days x 100k orders/day (~4 GB in the temp dir, longer).  Both write build/bench-<profile>.txt.
-bench: deps all venv
+bench: deps-bench all venv
 	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile small
 
-bench-large: deps all venv
+bench-large: deps-bench all venv
 	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile large
 
-deps:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+# Prints what it is about to install, then installs it (sudo when not root).
+define apt_install
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  echo "installing:" $$missing; \
+	  echo "installing (apt-get, --no-install-recommends):" $$missing; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	else echo "apt packages: all installed"; fi
+endef
+deps-demo:
+	$(call apt_install,$(DEMO_PACKAGES))
+deps-bench:
+	$(call apt_install,$(DEMO_PACKAGES) time curl)
+deps:
+	$(call apt_install,$(DEMO_PACKAGES) $(TEST_PACKAGES))
+
+# ---- install (also what debian/rules runs, with PREFIX=/usr) ----
+# The unit goes where this system's systemd looks for packaged units when
+# PREFIX is /usr, else under PREFIX (/usr/local/lib/systemd/system is on
+# systemd's search path too).
+PC_UNITDIR = $(shell pkg-config --variable=systemdsystemunitdir systemd 2>/dev/null)
+UNITDIR ?= $(if $(filter /usr,$(PREFIX)),$(or $(PC_UNITDIR),/lib/systemd/system),$(PREFIX)/lib/systemd/system)
+DATADIR ?= $(PREFIX)/share/salesd
+DOCDIR ?= $(PREFIX)/share/doc/salesd
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+AIRFLOW_DAGS := $(wildcard airflow/dags/*.py) airflow/dags/.airflowignore
+CONTRIB := $(wildcard contrib/*)
+DOCS := README.md $(wildcard docs/*.md)
 
 install: $(BUILD)/salesd
 	install -D -m 0755 $(BUILD)/salesd $(DESTDIR)$(PREFIX)/bin/salesd
-	install -D -m 0644 config/salesd.yaml $(DESTDIR)$(PREFIX)/share/salesd/salesd.yaml.example
-	install -d $(DESTDIR)$(PREFIX)/share/salesd/sql/postgres $(DESTDIR)$(PREFIX)/share/salesd/sql/clickhouse
-	install -m 0644 $(SQL_PG) $(DESTDIR)$(PREFIX)/share/salesd/sql/postgres/
-	install -m 0644 $(SQL_CH) $(DESTDIR)$(PREFIX)/share/salesd/sql/clickhouse/
-	install -d $(DESTDIR)$(PREFIX)/lib/systemd/system
-	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/salesd.service
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/salesd.service
-	install -D -m 0644 docs/salesd.8 $(DESTDIR)$(PREFIX)/share/man/man8/salesd.8
+	install -D -m 0644 config/salesd.yaml $(DESTDIR)$(DATADIR)/salesd.yaml.example
+	install -d $(DESTDIR)$(DATADIR)/sql/postgres $(DESTDIR)$(DATADIR)/sql/clickhouse $(DESTDIR)$(DATADIR)/airflow
+	install -m 0644 $(SQL_PG) $(DESTDIR)$(DATADIR)/sql/postgres/
+	install -m 0644 $(SQL_CH) $(DESTDIR)$(DATADIR)/sql/clickhouse/
+	install -m 0644 $(AIRFLOW_DAGS) $(DESTDIR)$(DATADIR)/airflow/
+	$(if $(CONTRIB),install -d $(DESTDIR)$(DATADIR)/contrib && install -m 0644 $(CONTRIB) $(DESTDIR)$(DATADIR)/contrib/)
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(UNITDIR)/salesd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/salesd.service
+	install -D -m 0644 docs/salesd.8 $(DESTDIR)$(MANDIR)/man8/salesd.8
+	install -D -m 0644 docs/salesd.yaml.5 $(DESTDIR)$(MANDIR)/man5/salesd.yaml.5
+	install -D -m 0644 completion/salesd.bash $(DESTDIR)$(BASHCOMPDIR)/salesd
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+
+# ---- the Debian package ----
+# Built from a copy of the tree under $(BUILD)/deb, so dpkg-buildpackage's
+# output (it writes next to the source directory) and debian/'s build
+# leftovers stay out of the checkout.
+DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(DOCS) $(MANPAGES) \
+              systemd/salesd.service config/salesd.yaml completion/salesd.bash Makefile VERSION \
+              $(wildcard debian/* debian/source/*)
+deb: $(DEB)
+$(DEB): $(DEB_INPUTS)
+	@v=$$(dpkg-parsechangelog -S Version); [ "$$v" = "$(VERSION)" ] \
+	  || { echo "debian/changelog is at $$v but VERSION says $(VERSION): add a changelog entry (dch -v $(VERSION))"; exit 1; }
+	rm -rf $(BUILD)/deb
+	mkdir -p $(BUILD)/deb/salesd-$(VERSION)
+	tar -c --exclude=./.git --exclude=./$(BUILD) --exclude='./build*' --exclude=__pycache__ . \
+	  | tar -x -C $(BUILD)/deb/salesd-$(VERSION)
+	cd $(BUILD)/deb/salesd-$(VERSION) && dpkg-buildpackage -b -us -uc
+	cp $(BUILD)/deb/$(notdir $@) $@
+# No errors and no warnings (overrides, if ever needed, go in
+# debian/salesd.lintian-overrides with a comment saying why).
+lintian: $(DEB)
+	lintian --fail-on error,warning --display-info $(BUILD)/deb/salesd_$(VERSION)_$(DEB_ARCH).changes
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/salesd $(DESTDIR)$(UNITDIR)/salesd.service \
+	  $(DESTDIR)$(MANDIR)/man8/salesd.8 $(DESTDIR)$(MANDIR)/man5/salesd.yaml.5 $(DESTDIR)$(BASHCOMPDIR)/salesd
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san

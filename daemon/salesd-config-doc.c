@@ -5,6 +5,7 @@
  *   salesd-config-doc reference DOC   DOC with the generated key reference
  *                                     spliced in between its marker lines
  *   salesd-config-doc example         the example config/salesd.yaml
+ *   salesd-config-doc man DATE VERSION  the manual page docs/salesd.yaml.5
  */
 #include <errno.h>
 #include <stdio.h>
@@ -71,8 +72,10 @@ int main(int argc, char **argv) {
                 r = reference(argv[2]);
         else if (argc == 2 && strcmp(argv[1], "example") == 0)
                 r = config_doc_example(stdout);
+        else if (argc == 4 && strcmp(argv[1], "man") == 0)
+                r = config_doc_man(stdout, argv[2], argv[3]);
         else {
-                fprintf(stderr, "usage: salesd-config-doc reference DOC | example\n");
+                fprintf(stderr, "usage: salesd-config-doc reference DOC | example | man DATE VERSION\n");
                 return 64;
         }
         if (r < 0)

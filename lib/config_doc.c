@@ -185,6 +185,162 @@ int config_doc_example(FILE *f) {
         return r < 0 ? r : write_buf(f, &b);
 }
 
+/* ---- salesd.yaml(5) ---- */
+
+#define MAN_WIDTH 76 /* mandoc -Tlint wants text lines of at most 80 bytes */
+
+/* Appends text as roff: backslashes escaped and, when code is set, `code`
+ * spans in bold. */
+static int put_roff(Buf *b, const char *text, bool code) {
+        bool bold = false;
+        int r = 0;
+        for (const char *p = text; r >= 0 && *p; p++) {
+                if (code && *p == '`') {
+                        bold = !bold;
+                        r = buf_puts(b, bold ? "\\fB" : "\\fR");
+                } else
+                        r = *p == '\\' ? buf_puts(b, "\\e") : buf_append(b, p, 1);
+        }
+        return r < 0 || !bold ? r : buf_puts(b, "\\fR");
+}
+
+/* Appends a roff paragraph's text, broken at blanks into lines of at most
+ * MAN_WIDTH bytes; a line that would start with a control character gets a
+ * zero-width escape first. */
+static int put_wrapped(Buf *b, const char *roff) {
+        int r = 0;
+        size_t col = 0;
+        for (const char *p = roff; r >= 0 && *p;) {
+                p += strspn(p, " ");
+                size_t n = strcspn(p, " ");
+                if (n == 0)
+                        break;
+                if (col > 0 && col + 1 + n > MAN_WIDTH) {
+                        r = buf_puts(b, "\n");
+                        col = 0;
+                } else if (col > 0) {
+                        r = buf_puts(b, " ");
+                        col++;
+                }
+                if (r >= 0 && col == 0 && (*p == '.' || *p == '\''))
+                        r = buf_puts(b, "\\&");
+                if (r >= 0)
+                        r = buf_append(b, p, n);
+                col += n;
+                p += n;
+        }
+        return r < 0 || col == 0 ? r : buf_puts(b, "\n");
+}
+
+/* A paragraph from Markdown-ish text (`code` in bold). */
+static int put_man_text(Buf *b, const char *text) {
+        _cleanup_(buf_free) Buf roff = { 0 };
+        int r = put_roff(&roff, text, true);
+        return r < 0 ? r : put_wrapped(b, roff.data);
+}
+
+static int put_man_key(Buf *b, const KeyDef *k) {
+        _cleanup_(buf_free) Buf def = { 0 }, body = { 0 };
+        int r = buf_printf(b, ".TP\n.B %s\n", k->name);
+        if (r >= 0)
+                r = put_default(&def, k);
+        if (r >= 0)
+                r = buf_printf(&body, "%s, default \\fB", type_doc(k));
+        if (r >= 0)
+                r = put_roff(&body, def.data, false);
+        if (r >= 0)
+                r = buf_printf(&body, "\\fR; %s. ", k->restart_only ? "a change needs a restart" : "reloadable");
+        if (r >= 0) {
+                _cleanup_(buf_free) Buf meaning = { 0 };
+                r = put_meaning(&meaning, k);
+                if (r >= 0)
+                        r = put_roff(&body, meaning.data, true);
+        }
+        return r < 0 ? r : put_wrapped(b, body.data);
+}
+
+static int put_man_section(Buf *b, const KeySection *s) {
+        int r = s->name ? buf_printf(b, ".SS \"%s (%s)\"\n", s->name, s->title) : buf_puts(b, ".SS \"Top level\"\n");
+        for (size_t i = 0; r >= 0 && i < config_n_keys; i++)
+                if (in_section(&config_keys[i], s->name))
+                        r = put_man_key(b, &config_keys[i]);
+        return r;
+}
+
+static const char *const man_description[] = {
+        "salesd reads one YAML file, `/etc/salesd/salesd.yaml` unless `salesd -c FILE` names another. "
+        "It is one mapping: the top-level keys, and one nested mapping per section (`postgres`, `clickhouse`, "
+        "`http`, `notify`). Below, a key in a section is written with its section, `postgres.conninfo` for "
+        "`conninfo` inside `postgres`.",
+        "Every key is optional and has the default shown. Unknown keys, values of the wrong shape, repeated keys "
+        "and YAML syntax errors are errors; salesd reports every problem, each with file, line and column. "
+        "`salesd -c FILE check-config` validates a file and prints the effective configuration, secrets masked, "
+        "and exits 78 when the configuration is invalid.",
+        "Strings are plain or quoted YAML scalars. Booleans: `true`/`false`, `yes`/`no`, `on`/`off`. Durations: "
+        "a whole number and a unit, `ms`, `s`, `m`, `h` or `d`; parts may be combined, largest first: `250ms`, "
+        "`1h30m`. Lists: a YAML sequence, `[completed, shipped]`.",
+        "A reloadable key takes effect on `SIGHUP` (`systemctl reload salesd`). A reload that changes a key that "
+        "needs a restart, or that holds any invalid value, is rejected as a whole and the configuration in force "
+        "stays.",
+};
+
+static const char *const man_environment[] = {
+        "Every key can be overridden by a variable named `SALESD_` and the key path in capitals with `.` replaced "
+        "by `_`: `SALESD_POSTGRES_CONNINFO`, `SALESD_OVERLAP`. The value has the syntax of the file without YAML "
+        "quoting; a list is comma-separated. Overrides are applied after the file and win.",
+        "`CREDENTIALS_DIRECTORY`, set by systemd's `LoadCredential=`: where the secrets `pg-password`, "
+        "`ch-password` and `http-token` are looked up when no `*_file` key names a file.",
+};
+
+static int put_man_paragraphs(Buf *b, const char *const *paras, size_t n) {
+        int r = 0;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                if (i > 0)
+                        r = buf_puts(b, ".PP\n");
+                if (r >= 0)
+                        r = put_man_text(b, paras[i]);
+        }
+        return r;
+}
+
+int config_doc_man(FILE *f, const char *date, const char *version) {
+        static const KeySection top = { NULL, NULL };
+        _cleanup_(buf_free) Buf b = { 0 };
+        int r = buf_printf(&b,
+                           ".\\\" Generated from lib/config_keys.c by `make config-docs`; do not edit.\n"
+                           ".TH SALESD.YAML 5 \"%s\" \"salesd %s\" \"File Formats\"\n"
+                           ".SH NAME\n"
+                           "salesd.yaml \\- configuration file of salesd\n"
+                           ".SH SYNOPSIS\n"
+                           ".I /etc/salesd/salesd.yaml\n"
+                           ".SH DESCRIPTION\n",
+                           date, version);
+        if (r >= 0)
+                r = put_man_paragraphs(&b, man_description, ELEMENTSOF(man_description));
+        if (r >= 0)
+                r = buf_puts(&b, ".SH KEYS\n");
+        if (r >= 0)
+                r = put_man_section(&b, &top);
+        for (const KeySection *s = config_sections; r >= 0 && s->name; s++)
+                r = put_man_section(&b, s);
+        if (r >= 0)
+                r = buf_puts(&b, ".SH ENVIRONMENT\n");
+        if (r >= 0)
+                r = put_man_paragraphs(&b, man_environment, ELEMENTSOF(man_environment));
+        if (r >= 0)
+                r = buf_puts(&b, ".SH FILES\n"
+                                 ".TP\n.I /etc/salesd/salesd.yaml\n"
+                                 "The configuration file.\n"
+                                 ".TP\n.I /etc/salesd/credentials/\n"
+                                 "Root-only secret files the unit hands in with\n.BR LoadCredential= .\n"
+                                 ".TP\n.I /usr/share/salesd/salesd.yaml.example\n"
+                                 "Every key at its default, with a one-line comment.\n"
+                                 ".SH SEE ALSO\n"
+                                 ".BR salesd (8),\n"
+                                 ".BR systemd.exec (5)\n");
+        return r < 0 ? r : write_buf(f, &b);
+}
+
 /* The start of the line holding marker at or after from, or NULL. */
 static const char *find_marker_line(const char *doc, const char *from, const char *marker) {
         for (const char *p = strstr(from, marker); p; p = strstr(p + 1, marker))

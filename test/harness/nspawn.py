@@ -35,8 +35,11 @@ SUITE = "bookworm"
 # Bump when the way the tree is prepared changes without the lists below
 # changing.
 LAYOUT_VERSION = "1"
-# systemd itself plus salesd's runtime libraries (the sanitizer runtimes
-# too, so a build/salesd-san binary runs as well).
+# systemd itself plus salesd's runtime libraries, so that `dpkg -i` of the
+# salesd package finds every dependency already installed: the tests need no
+# apt and no network inside (keep this in step with the package's Depends:,
+# which test_systemd_nspawn checks).  The sanitizer runtimes too, so a
+# build/salesd-san binary runs as well.
 PACKAGES = (
     "systemd",
     "systemd-sysv",
@@ -279,6 +282,17 @@ class Container:
                 shutil.copy2(real, dest)
                 copied.append(m.group(1))
         return copied
+
+    def install_deb(self, deb):
+        """`dpkg -i` a package inside a booted container, so its maintainer
+        scripts see a running systemd, as on a real host.  Its dependencies
+        must be in the rootfs (PACKAGES).  Returns dpkg's CompletedProcess."""
+        inner = f"/var/tmp/{Path(deb).name}"
+        self.put(inner, Path(deb).read_bytes())
+        try:
+            return self.run(["dpkg", "-i", inner], timeout=120)
+        finally:
+            self.path(inner).unlink(missing_ok=True)
 
     # ---- life cycle ------------------------------------------------------
 

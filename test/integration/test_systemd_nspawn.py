@@ -1,10 +1,13 @@
 """salesd under a real systemd: a Debian bookworm container booted with
-systemd-nspawn (test/harness/nspawn.py) gets the built binary, the shipped
-unit, a config for the test's Postgres and ClickHouse (reached over the
-shared loopback) and the secrets as LoadCredential= source files.  The
-checks are the unit's promises: active only after READY, SIGUSR1 runs,
-reload re-reads the config, the watchdog replaces a frozen daemon, a config
-error or a missing credential does not restart-loop, stop is clean.
+systemd-nspawn (test/harness/nspawn.py) gets the salesd package (`make
+deb`) with `dpkg -i`, then, as an operator would, a config for the test's
+Postgres and ClickHouse (reached over the shared loopback) and the secrets
+as LoadCredential= source files.  The checks are the package's and the
+unit's promises: enabled but not started on install, active only after
+READY, SIGUSR1 runs, reload re-reads the config, the watchdog replaces a
+frozen daemon, a config error or a missing credential does not
+restart-loop, stop is clean, an upgrade restarts it, purge leaves only what
+the operator made.
 
 The only change to the unit is a drop-in that shortens WatchdogSec= and
 RestartSec=, so a hang is caught in seconds rather than half a minute.
@@ -25,8 +28,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import nspawn
-from harness.servers import REPO, free_port
+from harness import nspawn, package
+from harness.servers import free_port
 
 if os.geteuid() != 0:
     _WHY = "test_systemd_nspawn: skipped: booting systemd in systemd-nspawn needs root (mount, nspawn, nsenter)"
@@ -34,9 +37,8 @@ if os.geteuid() != 0:
     warnings.warn(_WHY, pytest.PytestWarning, stacklevel=1)
     pytest.skip(_WHY, allow_module_level=True)
 
-UNIT = REPO / "systemd" / "salesd.service"
-INNER_BIN = "/usr/local/bin/salesd"
-INNER_UNIT = "/usr/local/lib/systemd/system/salesd.service"
+INNER_BIN = "/usr/bin/salesd"
+INNER_UNIT = "/lib/systemd/system/salesd.service"
 INNER_CONFIG = "/etc/salesd/salesd.yaml"
 INNER_CREDS = "/etc/salesd/credentials"
 # Far from the test's clock, so no scheduled run interferes.
@@ -47,13 +49,6 @@ TEST_DROPIN = f"""[Service]
 WatchdogSec={WATCHDOG_SEC}s
 RestartSec=1s
 """
-
-
-def _salesd_bin():
-    # The binary `make install` installs, not $SALESD_BIN: under `make
-    # integration` that is the sanitizer build, whose LeakSanitizer needs
-    # ptrace() at exit, which the unit's SystemCallFilter= rightly refuses.
-    return Path(os.environ.get("SALESD_NSPAWN_BIN") or REPO / "build" / "salesd")
 
 
 @pytest.fixture(scope="module")
@@ -89,9 +84,12 @@ class Deployment:
         path = self.salesd.write_config(self.pg_db, self.ch_db, settings, filename="nspawn.yaml")
         self.c.put(INNER_CONFIG, path.read_text(), 0o644)
 
-    def install(self, binary):
-        self.c.install_binary(binary, INNER_BIN)
-        self.c.put(INNER_UNIT, UNIT.read_text())
+    def install(self, deb):
+        """The package, then what the operator adds: credentials, the
+        config, and the test's timing drop-in."""
+        self.deb = deb
+        self.c.install_deb(deb)
+        self.after_dpkg = self.show("UnitFileState", "ActiveState", "FragmentPath")
         self.c.put("/etc/systemd/system/salesd.service.d/50-test-timing.conf", TEST_DROPIN)
         creds = self.c.path(INNER_CREDS)
         creds.mkdir(parents=True, exist_ok=True)
@@ -100,6 +98,7 @@ class Deployment:
         self.c.put(f"{INNER_CREDS}/ch-password", self.ch_db.password + "\n", 0o600)
         self.c.put(f"{INNER_CREDS}/http-token", self.token + "\n", 0o600)
         self.write_config()
+        self.c.systemctl("daemon-reload")
 
     # ---- looking at it -------------------------------------------------
 
@@ -169,17 +168,18 @@ class Deployment:
 
 @pytest.fixture
 def deployment(rootfs, pg_db, ch18_db, salesd):
-    binary = _salesd_bin()
-    assert binary.is_file(), f"{binary} is missing: build salesd first (make all)"
+    # The package's binary is build/salesd, not $SALESD_BIN: under `make
+    # integration` that is the sanitizer build, whose LeakSanitizer needs
+    # ptrace() at exit, which the unit's SystemCallFilter= rightly refuses.
+    deb = package.require_deb()
     container = nspawn.Container(rootfs)
     try:
-        d = Deployment(container, salesd, pg_db, ch18_db)
-        d.install(binary)
         container.boot()
         print(f"nspawn: container booted in {container.boot_seconds:.2f} s", file=sys.stderr)
-        # As an operator would; it also keeps the unit loaded while inactive,
-        # so its last exit status stays visible to systemctl show.
-        container.systemctl("enable", "salesd.service")
+        d = Deployment(container, salesd, pg_db, ch18_db)
+        # The package enables the unit, which also keeps it loaded while
+        # inactive, so its last exit status stays visible to systemctl show.
+        d.install(deb)
         yield d
     finally:
         container.stop()
@@ -241,6 +241,23 @@ class _GatedForwarder:
 
 
 # --------------------------------------------------------------------------
+
+
+def test_package_enables_but_does_not_start(deployment):
+    d = deployment
+    assert d.after_dpkg == {"UnitFileState": "enabled", "ActiveState": "inactive", "FragmentPath": INNER_UNIT}, (
+        d.after_dpkg
+    )
+    assert d.c.run(["readlink", "/etc/systemd/system/multi-user.target.wants/salesd.service"]).stdout.strip() == (
+        INNER_UNIT
+    )
+    unit = d.c.path(INNER_UNIT).read_text()
+    assert f"ExecStart={INNER_BIN} -c {INNER_CONFIG} run" in unit
+    # Every library the binary needs is in the rootfs, through the
+    # package's Depends: (nspawn.PACKAGES has them).
+    ldd = d.c.run(["ldd", INNER_BIN]).stdout
+    assert "not found" not in ldd, ldd
+    assert d.c.run([INNER_BIN, "--version"]).stdout.strip() == f"salesd {package.version()}"
 
 
 def test_active_only_after_ready(deployment):
@@ -390,3 +407,57 @@ def test_stop_is_clean(deployment):
     d.wait_journal("Deactivated successfully")
     journal = d.journal()
     assert "SIGKILL" not in journal and "timed out" not in journal, d.context()
+
+
+def test_upgrade_restarts_and_purge_leaves_only_the_operators_files(deployment):
+    d = deployment
+    d.c.systemctl("start", "salesd.service")
+    d.wait_run("start")
+    pid = d.show("MainPID")["MainPID"]
+    config = d.c.path(INNER_CONFIG).read_text()
+
+    # An upgrade (the same version again runs the same maintainer scripts,
+    # postinst configure with the old version) restarts a running service
+    # and keeps the operator's edited conffile.
+    d.c.install_deb(d.deb)
+    d.wait_show(
+        "salesd restarted by the upgrade",
+        30,
+        ActiveState="active",
+        MainPID=lambda p: p not in (None, "0", pid),
+    )
+    assert d.c.path(INNER_CONFIG).read_text() == config
+
+    listed = d.c.run(["dpkg-query", "-L", "salesd"]).stdout.split()
+    # dpkg -L lists the conffile too; remove keeps it.
+    assert INNER_CONFIG in listed
+    owned = [p for p in listed if not d.c.path(p).is_dir() and p != INNER_CONFIG]
+    assert INNER_BIN in owned and INNER_UNIT in owned
+
+    # remove: the service stops, the files go, the conffile stays.
+    d.c.run(["dpkg", "--remove", "salesd"], timeout=120)
+    props = d.show("ActiveState", "LoadState")
+    assert props["ActiveState"] in ("inactive", "failed") and props["LoadState"] == "not-found", props
+    assert [p for p in owned if os.path.lexists(d.c.path(p))] == []
+    assert d.c.path(INNER_CONFIG).read_text() == config
+
+    # purge: the conffile and the enablement go too; what the operator made
+    # (credentials, the drop-in) stays, as dpkg leaves files it does not own.
+    d.c.run(["dpkg", "--purge", "salesd"], timeout=120)
+    gone = [INNER_CONFIG, "/etc/systemd/system/multi-user.target.wants/salesd.service", "/usr/share/salesd",
+            "/usr/share/doc/salesd", "/var/lib/systemd/deb-systemd-helper-enabled/salesd.service.dsh-also"]
+    assert [p for p in gone if os.path.lexists(d.c.path(p))] == []
+    res = d.c.run(["dpkg-query", "-W", "-f=${db:Status-Status}", "salesd"], check=False)
+    assert res.returncode != 0 or res.stdout.strip() == "not-installed", res.stdout
+    kept = sorted(
+        "/" + os.path.relpath(os.path.join(dirpath, f), d.c.root)
+        for top in ("etc/salesd", "etc/systemd/system/salesd.service.d")
+        for dirpath, _, files in os.walk(d.c.path(top))
+        for f in files
+    )
+    assert kept == [
+        f"{INNER_CREDS}/ch-password",
+        f"{INNER_CREDS}/http-token",
+        f"{INNER_CREDS}/pg-password",
+        "/etc/systemd/system/salesd.service.d/50-test-timing.conf",
+    ]

@@ -1189,6 +1189,34 @@ static void test_generated_reference(void **state) {
         free(ref);
 }
 
+static int man_for_test(FILE *f) {
+        return config_doc_man(f, "2026-01-02", "9.9.9");
+}
+
+/* salesd.yaml(5): every key, roff-safe text lines mandoc -Tlint accepts. */
+static void test_generated_man(void **state) {
+        (void)state;
+        char *man = generate(man_for_test);
+        assert_non_null(strstr(man, "\n.TH SALESD.YAML 5 \"2026-01-02\" \"salesd 9.9.9\" \"File Formats\"\n"));
+        assert_non_null(strstr(man, "\n.B schedule\ncron, default \\fB\"0 */6 * * *\"\\fR; reloadable. "));
+        assert_non_null(strstr(man, "\n.B instance\nstring, default \\fB\"\"\\fR; a change needs a restart. "));
+        for (const char *const *k = config_known_keys(); *k; k++) {
+                char needle[128];
+                snprintf(needle, sizeof(needle), "\n.TP\n.B %s\n", *k);
+                if (!strstr(man, needle))
+                        fail_msg("key '%s' has no entry in the man page", *k);
+        }
+        for (const char *line = man; *line;) {
+                size_t n = strcspn(line, "\n");
+                if (n > 80)
+                        fail_msg("man page line longer than 80 bytes: '%.*s'", (int)n, line);
+                if (*line == '\'' || (*line == '.' && n > 1 && line[1] == ' '))
+                        fail_msg("man page text line starts with a control character: '%.*s'", (int)n, line);
+                line += n + (line[n] == '\n');
+        }
+        free(man);
+}
+
 static void test_doc_splice(void **state) {
         char *out = NULL, err[256];
         (void)state;
@@ -1240,6 +1268,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_generated_docs_are_committed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_generated_example_loads, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_generated_reference, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_generated_man, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_doc_splice, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
