@@ -20,7 +20,7 @@ CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_chec
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
-            lib/backlog.c lib/run.c lib/health.c
+            lib/backlog.c lib/run.c lib/verify.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
