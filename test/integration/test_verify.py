@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 
 from harness import oracle
 from harness.servers import wait_until
@@ -121,3 +122,69 @@ def test_bad_arguments_exit_64(pg_db, ch_db, salesd):
     for args in (["--from", "2024-01-01"], ["--from", "2024-02-01", "--to", "2024-01-01"], ["--bogus"], ["x"]):
         r = salesd.run("verify", *args, config=cfg)
         assert r.returncode == 64, (args, r.stderr)
+
+
+# ---------------------------------------------------------------- the daemon's continuous audit
+
+
+def _get_json(port, path):
+    import requests
+
+    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=5).json()
+
+
+def _metric(port, name):
+    import requests
+
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_daemon_audit_finds_drift_and_the_next_run_repairs_it(salesd, pg_db, ch18_db):
+    import signal
+
+    from harness.servers import free_port
+    from test_daemon import daemon_config
+
+    day = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=5)).date()
+    pg_db.execute(
+        "INSERT INTO orders (order_id, customer_id, status, order_date, updated_at) VALUES"
+        " (1, 1, 'completed', now() - interval '5 days', now() - interval '1 hour'),"
+        " (2, 1, 'completed', now(), now() - interval '1 hour')"
+    )
+    pg_db.execute(
+        "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price, updated_at)"
+        " VALUES (1, 1, 1, 2, 10.05, 4.00, now() - interval '1 hour'), (2, 2, 1, 1, 0.10, 0.05, now() - interval '1 hour')"
+    )
+    port = free_port()
+    cfg = daemon_config(
+        salesd, pg_db, ch18_db, port=port, run_on_start=True, overlap="0s", reconcile_days=0,
+        **{"audit.days_per_run": 10, "audit.window": "10d"},
+    )
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for(r"\(trigger start\): success")
+    wait_until(lambda: _get_json(port, "/healthz")["audit"]["last_audit"], what="the first audit")
+    audit = _get_json(port, "/healthz")["audit"]
+    assert audit["mismatches"] == 0 and audit["last_mismatch"] is None
+    assert audit["days_checked"] >= 1
+    checked_before = _metric(port, "salesd_audit_checked_days_total")
+
+    _corrupt(ch18_db, day.isoformat())
+    proc.send_signal(signal.SIGUSR1)
+    proc.wait_for(rf"audit: day {day} differs in total_revenue \(stored 20.11, recomputed 20.10\); "
+                  "the next run recomputes it")
+    wait_until(lambda: _metric(port, "salesd_audit_mismatched_days_total") == 1, what="the mismatch counter")
+    assert _metric(port, "salesd_audit_checked_days_total") > checked_before
+    last = _get_json(port, "/healthz")["audit"]["last_mismatch"]
+    assert last["day"] == day.isoformat() and last["columns"] == ["total_revenue"] and last["at"]
+
+    proc.send_signal(signal.SIGUSR1)
+    proc.wait_for(r"recomputed 1 day\(s\) the audit found differing")
+    got = oracle.ch_metrics(ch18_db)[day]
+    assert got.total_revenue == Decimal("20.10"), got
+    r = salesd.run("verify", config=cfg)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert proc.stop() == 0, proc.stderr[-3000:]
