@@ -33,7 +33,7 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog
+UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog verify
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := $(CONFIG_SRCS) lib/config_doc.c lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c
 unit_cron_DEPS := lib/cron.c lib/day.c
@@ -52,6 +52,7 @@ SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/da
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
+unit_verify_DEPS := lib/verify.c lib/pg.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv
