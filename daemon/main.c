@@ -25,9 +25,11 @@
 #include "manager.h"
 #include "run.h"
 #include "schema.h"
+#include "verify.h"
 
-#define DEFAULT_CONFIG    "/etc/salesd/salesd.yaml"
-#define MAX_BACKFILL_DAYS 36600
+#define DEFAULT_CONFIG      "/etc/salesd/salesd.yaml"
+#define MAX_BACKFILL_DAYS   36600
+#define VERIFY_DEFAULT_DAYS 31
 
 static void print_help(FILE *f) {
         fputs("usage: salesd [-c FILE] [COMMAND] [OPTIONS]\n"
@@ -41,13 +43,17 @@ static void print_help(FILE *f) {
               "  init-schema                   create/verify the ClickHouse objects\n"
               "  check-config                  validate and print the effective configuration\n"
               "  status [--json]               ask the running daemon (GET /healthz)\n"
+              "  verify [--from DAY --to DAY] [--repair] [--json]\n"
+              "                                compare stored days with the source (default: the last 31 days);\n"
+              "                                --repair writes the differing days\n"
               "\n"
               "options:\n"
               "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
               "  -h, --help          this help\n"
               "  -V, --version       print the version\n"
               "\n"
-              "exit codes: 0 ok, 64 usage, 69 a server unavailable, 78 configuration error, 1 other failure.\n"
+              "exit codes: 0 ok, 64 usage, 69 a server unavailable, 75 skipped (another instance holds the lock),\n"
+              "78 configuration error, 1 other failure (verify: some days differ).\n"
               "See salesd(8) and docs/ for more.\n",
               f);
 }
@@ -206,6 +212,216 @@ static int cmd_backfill(const Config *c, int argc, char **argv) {
         return r;
 }
 
+/* ---------- verify (SPEC §10) ---------- */
+
+static Day today_local(void) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!localtime_r(&now, &tm))
+                gmtime_r(&now, &tm);
+        return day_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
+}
+
+typedef struct VerifyArgs {
+        Day from, to;
+        bool repair, json;
+} VerifyArgs;
+
+/* 0, or the usage exit code. */
+static int parse_verify_args(int argc, char **argv, VerifyArgs *ret) {
+        static const struct option opts[] = { { "from", required_argument, NULL, 'f' },
+                                              { "to", required_argument, NULL, 't' },
+                                              { "repair", no_argument, NULL, 'r' },
+                                              { "json", no_argument, NULL, 'j' },
+                                              { NULL, 0, NULL, 0 } };
+        const char *from_s = NULL, *to_s = NULL;
+        VerifyArgs a = { 0 };
+        int opt;
+
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "f:t:rj", opts, NULL)) != -1) {
+                if (opt == 'f')
+                        from_s = optarg;
+                else if (opt == 't')
+                        to_s = optarg;
+                else if (opt == 'r')
+                        a.repair = true;
+                else if (opt == 'j')
+                        a.json = true;
+                else
+                        return usage_error("verify: unknown option");
+        }
+        if (optind < argc)
+                return usage_error("verify: unexpected argument '%s'", argv[optind]);
+        if (!from_s != !to_s)
+                return usage_error("verify: give both --from and --to, or neither (the last %d days)",
+                                   VERIFY_DEFAULT_DAYS);
+        a.to = today_local();
+        a.from = a.to - (VERIFY_DEFAULT_DAYS - 1);
+        if (from_s && day_parse(from_s, &a.from) < 0)
+                return usage_error("verify: invalid --from '%s' (expected YYYY-MM-DD, a real date)", from_s);
+        if (to_s && day_parse(to_s, &a.to) < 0)
+                return usage_error("verify: invalid --to '%s' (expected YYYY-MM-DD, a real date)", to_s);
+        if (a.from > a.to)
+                return usage_error("verify: --from '%s' is after --to", from_s);
+        if (a.to - a.from >= MAX_BACKFILL_DAYS)
+                return usage_error("verify: range from '%s' is longer than 100 years", from_s);
+        *ret = a;
+        return 0;
+}
+
+static size_t count_missing(const VerifyResult *res) {
+        size_t n = 0;
+        for (size_t i = 0; i < res->n_diffs; i++)
+                n += res->diffs[i].missing;
+        return n;
+}
+
+static void print_verify_text(const VerifyResult *res) {
+        char day[DAY_STRLEN], a[MONEY_STRLEN], b[MONEY_STRLEN];
+        for (size_t i = 0; i < res->n_diffs; i++) {
+                const VerifyDiff *d = &res->diffs[i];
+                day_format(d->day, day);
+                if (d->missing) {
+                        printf("%s: missing in clickhouse (recomputed: total_orders %s, total_revenue %s)\n", day,
+                               verify_column_value(&d->computed, 0, a, sizeof(a)),
+                               verify_column_value(&d->computed, 2, b, sizeof(b)));
+                        continue;
+                }
+                for (size_t c = 0; c < VERIFY_N_COLUMNS; c++)
+                        if (d->columns & (1u << c))
+                                printf("%s %s: stored %s, recomputed %s\n", day, verify_column_name(c),
+                                       verify_column_value(&d->stored, c, a, sizeof(a)),
+                                       verify_column_value(&d->computed, c, b, sizeof(b)));
+        }
+        if (res->days_newer)
+                printf("verify: %zu days not compared: their stored rows were written after this check's snapshot "
+                       "(a run in progress); verify again\n",
+                       res->days_newer);
+        size_t missing = count_missing(res);
+        printf("verify: %zu days checked, %zu differ", res->days_checked, res->n_diffs);
+        if (missing)
+                printf(" (%zu missing in clickhouse)", missing);
+        printf("\n");
+}
+
+static json_t *day_columns_json(const VerifyDiff *d) {
+        json_t *cols = json_array();
+        char a[MONEY_STRLEN], b[MONEY_STRLEN];
+        for (size_t c = 0; cols && c < VERIFY_N_COLUMNS; c++)
+                if (d->missing || (d->columns & (1u << c)))
+                        json_array_append_new(
+                                cols,
+                                json_pack("{s:s, s:o, s:s}", "column", verify_column_name(c), "stored",
+                                          d->missing ? json_null()
+                                                     : json_string(verify_column_value(&d->stored, c, a, sizeof(a))),
+                                          "recomputed", verify_column_value(&d->computed, c, b, sizeof(b))));
+        return cols;
+}
+
+/* Decimals are strings: JSON numbers would go through a double. */
+static json_t *verify_json(const VerifyArgs *a, const VerifyResult *res) {
+        char from[DAY_STRLEN], to[DAY_STRLEN], day[DAY_STRLEN];
+        json_t *diffs = json_array();
+        for (size_t i = 0; diffs && i < res->n_diffs; i++) {
+                const VerifyDiff *d = &res->diffs[i];
+                json_array_append_new(diffs,
+                                      json_pack("{s:s, s:b, s:o, s:o}", "day", day_format(d->day, day), "missing",
+                                                (int)d->missing, "stored_version",
+                                                d->missing ? json_null() : json_integer((json_int_t)d->stored_version),
+                                                "columns", day_columns_json(d)));
+        }
+        return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "from", day_format(a->from, from), "to",
+                         day_format(a->to, to), "days_checked", (json_int_t)res->days_checked, "days_differ",
+                         (json_int_t)res->n_diffs, "days_missing", (json_int_t)count_missing(res), "days_not_compared",
+                         (json_int_t)res->days_newer, "differences", diffs ? diffs : json_array());
+}
+
+/* --repair: a run with the differing days as its explicit days, so it
+ * takes the lock (skipped: exit 75), recomputes them in a fresh snapshot,
+ * writes those still differing with new versions through the same code as
+ * every run, records a salesd_runs row and never moves the watermark. */
+static int repair_days(const Config *c, const VerifyResult *res, json_t *doc) {
+        _cleanup_(run_backlog_freep) RunBacklog *backlog = NULL;
+        _cleanup_free_ Day *days = calloc(res->n_diffs + 1, sizeof(Day));
+        _cleanup_free_ Day *written = calloc(res->n_diffs + 1, sizeof(Day));
+        RunControl ctl;
+        RunRecord rec;
+        RunOutcome out;
+
+        if (!days || !written || run_backlog_new(&backlog) < 0)
+                return 1;
+        for (size_t i = 0; i < res->n_diffs; i++)
+                days[i] = res->diffs[i].day;
+        run_control_init(&ctl);
+        RunOptions o = { .trigger = "cli",
+                         .days = days,
+                         .n_days = res->n_diffs,
+                         .ret_written_days = written,
+                         .instance = c->instance };
+        int r = run_execute(c, &o, &ctl, backlog, &rec, &out);
+        log_run(&rec, &out, true);
+        run_control_done(&ctl);
+        int code = exit_code_for_run(r, &rec, &out);
+        unsigned n = rec.status == RUN_STATUS_SUCCESS ? rec.days_written : 0;
+        json_t *list = json_array();
+        Buf text = { 0 };
+        for (unsigned i = 0; i < n; i++) {
+                char day[DAY_STRLEN];
+                json_array_append_new(list, json_string(day_format(written[i], day)));
+                buf_printf(&text, "%s%s", i ? ", " : "", day);
+        }
+        if (doc)
+                json_object_set_new(doc, "repair",
+                                    json_pack("{s:s, s:s, s:s, s:o}", "run_id", rec.run_id, "status",
+                                              run_status_to_string(rec.status), "error", rec.error, "written", list));
+        else {
+                json_decref(list);
+                if (rec.status == RUN_STATUS_SUCCESS)
+                        printf("repair: wrote %u of %zu days%s%s (run %s)\n", n, res->n_diffs, n ? ": " : "",
+                               text.data ? text.data : "", rec.run_id);
+                else
+                        printf("repair: nothing written: %s\n", rec.error);
+        }
+        buf_free(&text);
+        return code;
+}
+
+static int cmd_verify(const Config *c, int argc, char **argv) {
+        VerifyArgs a = { 0 };
+        VerifyResult res = { 0 };
+        char err[2048] = "";
+        int code = parse_verify_args(argc, argv, &a);
+        if (code != 0)
+                return code;
+        size_t n = (size_t)(a.to - a.from) + 1;
+        _cleanup_free_ Day *days = calloc(n, sizeof(Day));
+        if (!days)
+                return 1;
+        for (size_t i = 0; i < n; i++)
+                days[i] = a.from + (Day)i;
+        int r = verify_days(c, days, n, NULL, &res, err, sizeof(err));
+        if (r < 0) {
+                log_error("verify: %s", *err ? err : strerror(-r));
+                return exit_code_for(r, run_error_unavailable(r));
+        }
+        json_t *doc = a.json ? verify_json(&a, &res) : NULL;
+        if (!a.json)
+                print_verify_text(&res);
+        code = res.n_diffs ? 1 : EX_OK;
+        if (a.repair && res.n_diffs)
+                code = repair_days(c, &res, doc);
+        if (doc) {
+                char *s = json_dumps(doc, JSON_COMPACT);
+                if (s)
+                        printf("%s\n", s);
+                free(s);
+                json_decref(doc);
+        }
+        verify_result_done(&res);
+        return code;
+}
+
 static int cmd_init_schema(const Config *c) {
         bool unavailable = false;
         int r = verify_schema(c, true, &unavailable);
@@ -335,7 +551,8 @@ int main(int argc, char **argv) {
         int cargc = optind < argc ? argc - optind : 1;
         char **cargv = optind < argc ? argv + optind : (char *[]){ "run", NULL };
 
-        static const char *const commands[] = { "run", "once", "backfill", "init-schema", "check-config", "status" };
+        static const char *const commands[] = { "run",          "once",   "backfill", "init-schema",
+                                                "check-config", "status", "verify" };
         bool known = false;
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 known = known || strcmp(command, commands[i]) == 0;
@@ -368,6 +585,8 @@ int main(int argc, char **argv) {
                 r = cmd_backfill(config, cargc, cargv);
         else if (strcmp(command, "init-schema") == 0)
                 r = cmd_init_schema(config);
+        else if (strcmp(command, "verify") == 0)
+                r = cmd_verify(config, cargc, cargv);
         else
                 r = cmd_status(config, cargc, cargv);
         config_free(config);

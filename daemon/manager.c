@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "backlog.h"
+#include "buf.h"
 #include "cron.h"
 #include "duration.h"
 #include "health.h"
@@ -45,6 +46,7 @@
 #include "run.h"
 #include "schema.h"
 #include "sink.h"
+#include "verify.h"
 #include "watermark.h"
 
 #define STOP_GRACE_USEC   (8 * USEC_PER_SEC)
@@ -59,7 +61,7 @@ typedef struct ConfigRef {
         unsigned refs;
 } ConfigRef;
 
-typedef enum TaskKind { TASK_RUN, TASK_HEARTBEAT, TASK_SCHEMA, TASK_RELOAD_CHECK } TaskKind;
+typedef enum TaskKind { TASK_RUN, TASK_HEARTBEAT, TASK_SCHEMA, TASK_RELOAD_CHECK, TASK_AUDIT } TaskKind;
 
 /* The work one Job does and what it reports: the loop fills the inputs
  * before task_start() and reads the outputs in on_task_done(); in between
@@ -72,11 +74,14 @@ typedef struct Task {
         /* inputs */
         const char *trigger;
         HeartbeatRow heartbeat;
+        Day *extra_days; /* a run also recomputes these (the audit's mismatches); owned */
+        size_t n_extra_days;
         /* outputs */
         int result;
         bool unavailable;
         RunRecord record;
         RunOutcome outcome;
+        VerifyResult audit;
         char err[1024];
 } Task;
 
@@ -92,7 +97,10 @@ struct Manager {
         HttpServer *http;
         Listener *listener;
 
-        Task run_task, heartbeat_task, reload_task;
+        Task run_task, heartbeat_task, reload_task, audit_task;
+        atomic_bool audit_cancel;
+        Day *audit_pending; /* days the audit found differing: the next run recomputes them */
+        size_t n_audit_pending;
         ConfigRef *reload_candidate; /* a reloaded config waiting for its schema check */
         CronExpr *reload_cron;
         const char *pending_trigger; /* a follow-up run is queued */
@@ -187,7 +195,10 @@ static void task_thread(void *userdata) {
 
         switch (t->kind) {
         case TASK_RUN: {
-                RunOptions o = { .trigger = t->trigger, .instance = c->instance };
+                RunOptions o = { .trigger = t->trigger,
+                                 .extra_days = t->extra_days,
+                                 .n_extra_days = t->n_extra_days,
+                                 .instance = c->instance };
                 t->result = run_execute(c, &o, &t->manager->control, t->manager->backlog, &t->record, &t->outcome);
                 break;
         }
@@ -203,6 +214,9 @@ static void task_thread(void *userdata) {
         case TASK_RELOAD_CHECK: /* the candidate's ClickHouse, before anything uses it */
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
                 break;
+        case TASK_AUDIT:
+                t->result = verify_audit(c, &t->manager->audit_cancel, &t->audit, t->err, sizeof(t->err));
+                break;
         }
 }
 
@@ -211,7 +225,8 @@ static bool task_busy(const Task *t) {
 }
 
 static bool any_task_busy(const Manager *m) {
-        return task_busy(&m->run_task) || task_busy(&m->heartbeat_task) || task_busy(&m->reload_task);
+        return task_busy(&m->run_task) || task_busy(&m->heartbeat_task) || task_busy(&m->reload_task) ||
+               task_busy(&m->audit_task);
 }
 
 /* Starts kind on t's worker with config (NULL: the one in force). */
@@ -278,6 +293,11 @@ static void run_start(Manager *m, const char *trigger) {
         }
         run_control_reset(&m->control);
         m->run_task.trigger = trigger;
+        /* the audit's mismatches ride along; back to pending if the run fails */
+        free(m->run_task.extra_days);
+        m->run_task.extra_days = TAKE_PTR(m->audit_pending);
+        m->run_task.n_extra_days = m->n_audit_pending;
+        m->n_audit_pending = 0;
         int r = task_start(&m->run_task, TASK_RUN);
         if (r < 0) {
                 log_error_errno(r, "cannot start a run thread");
@@ -311,6 +331,83 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
                             rec->run_id, run_backlog_pending(m->backlog, NULL));
 }
 
+/* ---------- the continuous audit (SPEC §10) ---------- */
+
+/* Adds days to the set the next run recomputes. */
+static void audit_pend(Manager *m, const Day *days, size_t n) {
+        if (n == 0)
+                return;
+        Day *all = realloc(m->audit_pending, (m->n_audit_pending + n) * sizeof(Day));
+        if (!all) {
+                log_error("audit: out of memory; %zu differing days wait for the reconcile window", n);
+                return;
+        }
+        memcpy(all + m->n_audit_pending, days, n * sizeof(Day));
+        m->audit_pending = all;
+        m->n_audit_pending = day_sort_unique(all, m->n_audit_pending + n);
+}
+
+/* The run took the audit's differing days along: recomputed when it
+ * succeeded, pending again when it did not. */
+static void audit_after_run(Manager *m, Task *t) {
+        if (t->n_extra_days > 0 && t->record.status == RUN_STATUS_SUCCESS)
+                log_info("run %s recomputed %zu day(s) the audit found differing", t->record.run_id, t->n_extra_days);
+        else if (t->n_extra_days > 0)
+                audit_pend(m, t->extra_days, t->n_extra_days);
+        free(t->extra_days);
+        t->extra_days = NULL;
+        t->n_extra_days = 0;
+}
+
+/* After a successful run, outside its lock, on a worker of its own: the run
+ * is reported at once and the loop never waits for the audit. */
+static void audit_start(Manager *m, const Task *run) {
+        if (run->record.status != RUN_STATUS_SUCCESS || cfg(m)->audit.days_per_run == 0 || m->stopping ||
+            task_busy(&m->audit_task))
+                return;
+        int r = task_start(&m->audit_task, TASK_AUDIT);
+        if (r < 0)
+                log_error_errno(r, "audit: cannot start its thread");
+}
+
+static void log_audit_mismatch(const VerifyDiff *d) {
+        char day[DAY_STRLEN], a[MONEY_STRLEN], b[MONEY_STRLEN];
+        Buf what = { 0 };
+        day_format(d->day, day);
+        if (d->missing)
+                buf_printf(&what, "has no row in clickhouse, but %s completed orders in the source",
+                           verify_column_value(&d->computed, 0, a, sizeof(a)));
+        for (size_t c = 0; c < VERIFY_N_COLUMNS && !d->missing; c++)
+                if (d->columns & (1u << c))
+                        buf_printf(&what, "%s%s (stored %s, recomputed %s)", what.len ? ", " : "differs in ",
+                                   verify_column_name(c), verify_column_value(&d->stored, c, a, sizeof(a)),
+                                   verify_column_value(&d->computed, c, b, sizeof(b)));
+        log_warning("audit: day %s %s; the next run recomputes it", day, what.data ? what.data : "differs");
+        buf_free(&what);
+}
+
+static void on_audit_done(Manager *m, Task *t) {
+        VerifyResult *res = &t->audit;
+        if (t->result < 0)
+                log_warning("audit: cannot verify days: %s", *t->err ? t->err : strerror(-t->result));
+        else {
+                char columns[256] = "";
+                Day last = 0;
+                for (size_t i = 0; i < res->n_diffs; i++) {
+                        log_audit_mismatch(&res->diffs[i]);
+                        audit_pend(m, &res->diffs[i].day, 1);
+                        last = res->diffs[i].day;
+                        verify_columns_text(&res->diffs[i], columns, sizeof(columns));
+                }
+                health_record_audit(&m->health, res->days_checked, res->n_diffs, last, columns,
+                                    now_usec(CLOCK_REALTIME));
+                log_debug("audit: %zu days checked, %zu differ", res->days_checked, res->n_diffs);
+        }
+        verify_result_done(res);
+        if (m->stopping && !any_task_busy(m))
+                sd_event_exit(m->event, m->exit_code);
+}
+
 static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
         m->health.running = false;
@@ -329,12 +426,14 @@ static void on_run_done(Manager *m, Task *t) {
                 m->health.complete_as_of = t->outcome.complete_as_of;
         health_update_backlog(m);
         log_run_result(m, &t->record, &t->outcome);
+        audit_after_run(m, t);
         update_status(m);
         if (m->stopping) {
                 sd_event_exit(m->event, m->exit_code);
                 return;
         }
         heartbeat_start(m);
+        audit_start(m, t);
         run_start_pending(m);
 }
 
@@ -443,7 +542,7 @@ static void on_heartbeat_done(Manager *m, Task *t) {
                 m->health.heartbeat_failures_total++;
                 log_warning("heartbeat not written: %s", t->err);
         }
-        if (m->stopping && !task_busy(&m->run_task))
+        if (m->stopping && !any_task_busy(m))
                 sd_event_exit(m->event, m->exit_code);
 }
 
@@ -472,6 +571,9 @@ static void on_task_done(void *userdata) {
                 break;
         case TASK_RELOAD_CHECK:
                 on_reload_check_done(t->manager, t);
+                break;
+        case TASK_AUDIT:
+                on_audit_done(t->manager, t);
                 break;
         }
 }
@@ -543,6 +645,7 @@ static void begin_stop(Manager *m, const char *why) {
         log_info("%s: stopping; cancelling the work in progress", why);
         run_control_cancel(&m->control, "salesd is stopping");
         atomic_store(&m->heartbeat_cancel, true);
+        atomic_store(&m->audit_cancel, true);
         arm_timer(m->stop_timer, now_usec(CLOCK_MONOTONIC) + STOP_GRACE_USEC);
 }
 
@@ -750,6 +853,9 @@ static void manager_free(Manager *m) {
         job_free(m->run_task.job);
         job_free(m->heartbeat_task.job);
         job_free(m->reload_task.job);
+        job_free(m->audit_task.job);
+        free(m->run_task.extra_days);
+        free(m->audit_pending);
         config_unref(m->reload_candidate);
         cron_free(m->reload_cron);
         sd_event_unref(m->event);
@@ -782,7 +888,7 @@ static int manager_attach_signals(Manager *m) {
 }
 
 static int manager_attach_tasks(Manager *m) {
-        Task *tasks[] = { &m->run_task, &m->heartbeat_task, &m->reload_task };
+        Task *tasks[] = { &m->run_task, &m->heartbeat_task, &m->reload_task, &m->audit_task };
         for (size_t i = 0; i < ELEMENTSOF(tasks); i++) {
                 tasks[i]->manager = m;
                 int r = job_new(m->event, on_task_done, tasks[i], &tasks[i]->job);
@@ -861,6 +967,7 @@ static int manager_alloc(const char *config_path, const Config *c, Manager **ret
         m->clock_fd = -1;
         run_control_init(&m->control);
         atomic_init(&m->heartbeat_cancel, false);
+        atomic_init(&m->audit_cancel, false);
         if (run_backlog_new(&m->backlog) < 0)
                 return -ENOMEM;
         m->config_path = strdup(config_path);

@@ -80,8 +80,11 @@ int apply_days(Sink *s, const DayStats *computed, size_t n, const ApplyOptions *
                 int r = plan_writes(s, computed, n, days, o->run_version, o->run_version + attempt, &p, err, errlen);
                 if (r < 0)
                         return r;
-                if (attempt == 0)
+                if (attempt == 0) {
                         *ret_written = (unsigned)p.n;
+                        for (size_t i = 0; i < p.n && o->ret_written_days; i++)
+                                o->ret_written_days[i] = p.days[i].day;
+                }
                 if (p.n == 0)
                         return 0; /* nothing changed, or an earlier ambiguous attempt landed */
                 r = fence(o, err, errlen);

@@ -24,6 +24,9 @@ typedef struct ApplyOptions {
          * there (the run's lock is gone: SPEC §4 step 4).  May be NULL. */
         int (*fence)(void *userdata, char *err, size_t errlen);
         void *fence_userdata;
+        /* When not NULL, room for n: the days that differed when first
+         * compared (*ret_written of them, in the order given). */
+        Day *ret_written_days;
 } ApplyOptions;
 
 /* Writes the days of computed that differ from their stored rows.

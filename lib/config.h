@@ -54,6 +54,11 @@ typedef struct NotifyConfig {
         usec_t debounce;
 } NotifyConfig;
 
+typedef struct AuditConfig {
+        unsigned days_per_run; /* 0 = off */
+        usec_t window;
+} AuditConfig;
+
 typedef struct Config {
         char *path;     /* the file it was loaded from */
         char *instance; /* resolved: hostname when the file leaves it empty */
@@ -69,6 +74,7 @@ typedef struct Config {
         ClickHouseConfig clickhouse;
         HttpConfig http;
         NotifyConfig notify;
+        AuditConfig audit;
 } Config;
 
 /* Loads path (a missing file is an error), applies defaults, SALESD_*

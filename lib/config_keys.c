@@ -354,6 +354,28 @@ const KeyDef config_keys[] = {
                 .doc_more = "Notifications meanwhile join that run, so a burst of commits gives one run; one that "
                             "arrives during a run queues exactly one follow-up.",
         },
+        {
+                .name = "audit.days_per_run",
+                .type = KEY_UINT,
+                .def = "3",
+                .offset = OFF(audit.days_per_run),
+                .min = 0,
+                .max = 3660,
+                .doc = "random days of audit.window the daemon re-verifies after each successful run; 0: off",
+                .doc_more = "Checked outside the lock, on the run's worker, like `salesd verify`; days the next run "
+                            "recomputes anyway are left out. A mismatch is logged at warning, counted in `/metrics` "
+                            "and `/healthz`, and the next run recomputes the day.",
+        },
+        {
+                .name = "audit.window",
+                .type = KEY_DURATION,
+                .def = "400d",
+                .offset = OFF(audit.window),
+                .min = USEC_PER_DAY,
+                .max = 36600 * USEC_PER_DAY,
+                .doc = "how far back the continuous audit picks its days",
+                .doc_more = "Whole days, counted back from today in `timezone`.",
+        },
 };
 
 const size_t config_n_keys = ELEMENTSOF(config_keys);
@@ -363,6 +385,7 @@ const KeySection config_sections[] = {
         { "clickhouse", "the destination" },
         { "http", "the status endpoint" },
         { "notify", "near-real-time runs" },
+        { "audit", "proving the numbers (continuous audit)" },
         { NULL, NULL },
 };
 

@@ -85,6 +85,18 @@ void health_record_run(Health *h, const RunRecord *r) {
         h->duration_sum += d;
 }
 
+void health_record_audit(Health *h, uint64_t checked, uint64_t mismatched, Day last_day, const char *columns,
+                         usec_t now) {
+        h->audit_checked_days_total += checked;
+        h->audit_mismatched_days_total += mismatched;
+        h->audit_last_at = now;
+        if (mismatched == 0)
+                return;
+        h->audit_last_mismatch_at = now;
+        h->audit_last_mismatch_day = last_day;
+        snprintf(h->audit_last_mismatch_columns, sizeof(h->audit_last_mismatch_columns), "%s", columns ? columns : "");
+}
+
 HealthState health_state(const Health *h, usec_t now, usec_t schedule_period) {
         if (h->consecutive_failures >= HEALTH_FAILING_STREAK || (h->running && h->running_overdue))
                 return HEALTH_FAILING;
@@ -163,24 +175,54 @@ static json_t *running_to_json(const Health *h) {
                          "overdue", (int)h->running_overdue);
 }
 
+/* "total_revenue, total_profit" as ["total_revenue", "total_profit"]. */
+static json_t *columns_to_json(const char *text) {
+        json_t *a = json_array();
+        const char *p = text;
+        while (a && *p) {
+                size_t n = strcspn(p, ",");
+                json_array_append_new(a, json_stringn(p, n));
+                p += n;
+                p += strspn(p, ", ");
+        }
+        return a;
+}
+
+/* The continuous audit: totals, and the last mismatch (null when none). */
+static json_t *audit_to_json(const Health *h) {
+        char day[DAY_STRLEN];
+        json_t *last = h->audit_last_mismatch_at == 0
+                               ? json_null()
+                               : json_pack("{s:s, s:o, s:o}", "day", day_format(h->audit_last_mismatch_day, day),
+                                           "columns", columns_to_json(h->audit_last_mismatch_columns), "at",
+                                           json_time_or_null(h->audit_last_mismatch_at));
+        if (!last)
+                return NULL;
+        return json_pack("{s:I, s:I, s:o, s:o}", "days_checked", (json_int_t)h->audit_checked_days_total, "mismatches",
+                         (json_int_t)h->audit_mismatched_days_total, "last_audit", json_time_or_null(h->audit_last_at),
+                         "last_mismatch", last);
+}
+
 char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, int *ret_http_status) {
         HealthState st = health_state(h, now, schedule_period);
         json_t *last_run = h->has_last_run ? last_run_to_json(&h->last_run) : json_null();
         json_t *running = running_to_json(h);
+        json_t *audit = audit_to_json(h);
 
-        if (!last_run || !running) {
+        if (!last_run || !running || !audit) {
                 json_decref(last_run);
                 json_decref(running);
+                json_decref(audit);
                 return NULL;
         }
         /* "o" steals the references, also when json_pack fails. */
-        json_t *doc =
-                json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b}", "status",
-                          health_state_to_string(st), "instance", h->instance ? h->instance : "", "version",
-                          h->version ? h->version : "", "last_run", last_run, "running", running, "last_success",
-                          json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run), "watermark",
-                          json_time_or_null(h->watermark), "complete_as_of", json_time_or_null(h->complete_as_of),
-                          "consecutive_failures", (json_int_t)h->consecutive_failures, "ready", (int)h->ready);
+        json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "status",
+                                health_state_to_string(st), "instance", h->instance ? h->instance : "", "version",
+                                h->version ? h->version : "", "last_run", last_run, "running", running, "last_success",
+                                json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run),
+                                "watermark", json_time_or_null(h->watermark), "complete_as_of",
+                                json_time_or_null(h->complete_as_of), "consecutive_failures",
+                                (json_int_t)h->consecutive_failures, "ready", (int)h->ready, "audit", audit);
         if (!doc)
                 return NULL;
         char *s = json_dumps(doc, JSON_COMPACT);
@@ -284,6 +326,12 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
                 h->run_rows_pending);
         put_u64(f, "salesd_run_rows_dropped_total", "counter",
                 "salesd_runs rows dropped because the in-memory queue was full.", h->run_rows_dropped_total);
+
+        put_u64(f, "salesd_audit_checked_days_total", "counter", "Days the continuous audit compared with the source.",
+                h->audit_checked_days_total);
+        put_u64(f, "salesd_audit_mismatched_days_total", "counter",
+                "Audited days whose stored row differed from the source (recomputed by the next run).",
+                h->audit_mismatched_days_total);
 
         bool failed = ferror(f) != 0;
         if (fclose(f) != 0 || failed) {

@@ -41,10 +41,23 @@ typedef struct Health {
         uint64_t duration_bucket_counts[HEALTH_DURATION_BUCKETS]; /* cumulative is computed at render */
         uint64_t duration_count;
         usec_t duration_sum;
+        /* the continuous audit (SPEC §10) */
+        uint64_t audit_checked_days_total;
+        uint64_t audit_mismatched_days_total;
+        usec_t audit_last_at;          /* last audit that finished; 0 = none yet */
+        usec_t audit_last_mismatch_at; /* 0 = no mismatch yet */
+        Day audit_last_mismatch_day;
+        char audit_last_mismatch_columns[256]; /* "total_revenue, total_profit" or "missing" */
 } Health;
 
 /* Folds a finished run into h (counters, last_run, histogram, streaks). */
 void health_record_run(Health *h, const RunRecord *r);
+
+/* Folds a finished audit into h: checked days compared, mismatched of them
+ * differing; when mismatched > 0, the last differing day and its columns
+ * (comma-separated, or "missing"). */
+void health_record_audit(Health *h, uint64_t checked, uint64_t mismatched, Day last_day, const char *columns,
+                         usec_t now);
 
 typedef enum HealthState {
         HEALTH_OK,

@@ -146,13 +146,28 @@ static int copy_named_days(Run *run) {
         return 0;
 }
 
+/* The days the audit found differing join the affected days. */
+static int add_extra_days(Run *run) {
+        const RunOptions *o = run->options;
+        if (o->n_extra_days == 0)
+                return 0;
+        Day *all = realloc(run->days, (run->n_days + o->n_extra_days + 1) * sizeof(Day));
+        if (!all)
+                return -ENOMEM;
+        memcpy(all + run->n_days, o->extra_days, o->n_extra_days * sizeof(Day));
+        run->days = all;
+        run->n_days = day_sort_unique(all, run->n_days + o->n_extra_days);
+        return 0;
+}
+
 static int find_affected_days(Run *run) {
         char since[WATERMARK_STRLEN];
         int r = watermark_since(run->watermark, run->config->overlap, since);
         if (r < 0)
                 return r;
-        return pg_source_affected_days(run->pg, *run->watermark ? since : NULL, &run->days, &run->n_days,
-                                       run->max_changed, run->err, sizeof(run->err));
+        r = pg_source_affected_days(run->pg, *run->watermark ? since : NULL, &run->days, &run->n_days, run->max_changed,
+                                    run->err, sizeof(run->err));
+        return r < 0 ? r : add_extra_days(run);
 }
 
 /* Step 3: one REPEATABLE READ snapshot: the clock (the run's version), the
@@ -214,6 +229,7 @@ static int run_store(Run *run) {
                 .run_id = run->record.run_id,
                 .fence = run_fence,
                 .fence_userdata = run,
+                .ret_written_days = run->options->days ? run->options->ret_written_days : NULL,
         };
         int r = check_cancel(run);
         if (r == 0)

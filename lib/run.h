@@ -67,8 +67,15 @@ void run_control_reset(RunControl *ctl);
 
 typedef struct RunOptions {
         const char *trigger; /* "start", "schedule", "signal", "http", "notify", "cli" */
-        const Day *days;     /* explicit days (once --date, backfill); NULL: normal run */
+        const Day *days;     /* explicit days (once --date, backfill, verify --repair); NULL: normal run */
         size_t n_days;
+        /* A normal run recomputes these days too (the audit's mismatches:
+         * drift repairs itself); the watermark moves as usual. */
+        const Day *extra_days;
+        size_t n_extra_days;
+        /* With days: when not NULL, room for n_days; receives the days the
+         * run wrote (days_written of them, sorted). */
+        Day *ret_written_days;
         const char *instance;
 } RunOptions;
 

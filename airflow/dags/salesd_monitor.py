@@ -7,7 +7,7 @@ independent sensors check:
 
 | task | asks | passes when |
 |---|---|---|
-| `daemon_healthy` | `GET /healthz` on connection `salesd_http` | HTTP 200 and `status` is in `healthy_statuses` (default `ok`) |
+| `daemon_healthy` | `GET /healthz` on connection `salesd_http` | HTTP 200, `status` is in `healthy_statuses` (default `ok`), and the daemon's continuous audit reports no mismatch since the last DAG run |
 | `heartbeat_fresh` | `salesd_heartbeat` via `clickhouse_http` | the newest `ts` is at most `heartbeat_max_age_seconds` old |
 | `stats_fresh` | `salesd_runs`, `daily_sales_stats` via `clickhouse_http` | the last successful run finished at most `schedule_period_seconds + grace_seconds` ago, and today's row (in `timezone`) exists once a run has succeeded today |
 
@@ -15,8 +15,15 @@ A sensor that is not satisfied pokes again (reschedule mode, no worker slot
 held) until its timeout.  `daemon_healthy` fails at once, without waiting,
 when the daemon itself answers 503 `failing`: it says so only after 3 failed
 runs or 2 schedule periods without success, so waiting would only delay the
-alert.  A refused connection, a timeout, any other status or an unreadable
-answer means "not yet": systemd restarts a dead daemon within seconds.
+alert.  It also fails at once when the daemon's continuous audit (SPEC
+§10, `/healthz` `"audit"`) found a stored day differing from the source
+since the last DAG run (the newest mismatch time a run has seen is kept in
+an XCom of `daemon_healthy`, so each mismatch fails one run): the daemon's next
+run recomputes that day, but drift means something wrote to the table or
+the source changed behind the watermark, and a human should know.  Set
+`fail_on_audit_mismatch` to false to only log it.  A refused connection, a
+timeout, any other status or an unreadable answer means "not yet": systemd
+restarts a dead daemon within seconds.
 
 Any failure calls the alert callback: an ERROR log line, and a POST to the
 Slack-compatible webhook of connection `salesd_alert_webhook` if it exists.
@@ -86,6 +93,7 @@ def check_daemon(response, context):
     status = body.get("status")
     accepted = list(context["params"]["healthy_statuses"])
     if response.status_code == 200 and status in accepted:
+        _check_audit(body, context)
         return None
     if response.status_code == 503 and status == "failing":
         last_run = body.get("last_run") if isinstance(body.get("last_run"), dict) else {}
@@ -97,6 +105,43 @@ def check_daemon(response, context):
             )
         )
     return f"HTTP {response.status_code}, status '{status}' (accepted: {', '.join(accepted)})"
+
+
+AUDIT_XCOM_KEY = "audit_last_mismatch_at"
+
+
+def _check_audit(body, context):
+    """Fails when the daemon's audit reports a mismatch newer than the one
+    the previous DAG run saw (kept in an XCom of this task; without one, any
+    mismatch the daemon reports since it started)."""
+    audit = body.get("audit")
+    last = audit.get("last_mismatch") if isinstance(audit, dict) else None
+    if not isinstance(last, dict) or not isinstance(last.get("at"), str):
+        return
+    try:
+        at = datetime.fromisoformat(last["at"].replace("Z", "+00:00"))
+    except ValueError:
+        return
+    ti = context.get("ti")
+    seen = None
+    if ti is not None:
+        seen = ti.xcom_pull(task_ids=ti.task_id, key=AUDIT_XCOM_KEY, include_prior_dates=True)
+        ti.xcom_push(key=AUDIT_XCOM_KEY, value=last["at"])
+    try:
+        if isinstance(seen, str) and datetime.fromisoformat(seen.replace("Z", "+00:00")) >= at:
+            return  # already reported by an earlier DAG run
+    except ValueError:
+        pass
+    columns = last.get("columns") if isinstance(last.get("columns"), list) else []
+    message = excerpt(
+        f"salesd instance '{body.get('instance')}' audit: {audit.get('mismatches')} mismatched day(s) since it "
+        f"started; the last at {last['at']}: day {last.get('day')} differs from the source in "
+        f"{', '.join(str(c) for c in columns) or 'unknown columns'} (its next run recomputes the day; "
+        f"run 'salesd verify' to see every difference)"
+    )
+    if context["params"].get("fail_on_audit_mismatch", True):
+        raise AirflowFailException(message)
+    salesd_common.log.warning("%s", message)
 
 
 def check_heartbeat(response, context):
@@ -173,6 +218,9 @@ with DAG(
             items={"type": "string", "enum": ["ok", "standby"]},
             minItems=1,
             description="/healthz statuses that pass; add 'standby' when salesd_http points at an HA standby",
+        ),
+        "fail_on_audit_mismatch": Param(
+            True, type="boolean", description="Fail when the daemon's continuous audit found drift since the last DAG run"
         ),
     },
 ) as dag:

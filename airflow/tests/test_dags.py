@@ -4,7 +4,9 @@ daemon is down or its heartbeat is stale, and the rerun DAG makes the daemon
 run.  Sensor timeouts are shortened through the SALESD_* variables the DAGs
 read at parse time."""
 
+import datetime
 import json
+import signal
 import subprocess
 import time
 
@@ -104,6 +106,11 @@ CH_EXCEPTION = "1\t1795593350\t1795593351\nCode: 241, e.displayText() = DB::Exce
 NOW = 1795593350
 MIDNIGHT = 1795564800  # 2026-11-25T00:00:00Z
 
+HEALTH_AUDIT_MISMATCH = json.dumps(
+    {"status": "ok", "instance": "h1", "audit": {"days_checked": 9, "mismatches": 1, "last_audit": "2026-01-01T00:00:00Z",
+     "last_mismatch": {"day": "2025-12-30", "columns": ["total_revenue"], "at": "2026-01-01T00:00:00Z"}}}
+)
+
 CHECK_CASES = [
     # (id, dag, check, status, body, params, xcom, verdict, reason fragment)
     ("health-ok", "salesd_monitor", "check_daemon", 200, HEALTH_OK, None, None, "pass", None),
@@ -114,6 +121,12 @@ CHECK_CASES = [
      "reports 'failing'"),
     ("health-503-not-json", "salesd_monitor", "check_daemon", 503, "<html>busy</html>", None, None, "wait", "HTTP 503"),
     ("health-200-not-json", "salesd_monitor", "check_daemon", 200, "ok", None, None, "wait", "without a JSON object"),
+    ("health-audit-mismatch-fails", "salesd_monitor", "check_daemon", 200, HEALTH_AUDIT_MISMATCH, None, None, "fail",
+     "day 2025-12-30 differs from the source in total_revenue"),
+    ("health-audit-mismatch-seen-before", "salesd_monitor", "check_daemon", 200, HEALTH_AUDIT_MISMATCH, None,
+     "2026-01-01T00:00:00Z", "pass", None),
+    ("health-audit-mismatch-only-logged", "salesd_monitor", "check_daemon", 200, HEALTH_AUDIT_MISMATCH,
+     {"fail_on_audit_mismatch": False}, None, "pass", None),
     ("health-404", "salesd_monitor", "check_daemon", 404, '{"error":"not found"}', None, None, "wait", "HTTP 404"),
     ("heartbeat-fresh", "salesd_monitor", "check_heartbeat", 200, f"1\t{NOW - 60}\t{NOW}\n", None, None, "pass", None),
     ("heartbeat-stale", "salesd_monitor", "check_heartbeat", 200, f"1\t{NOW - 301}\t{NOW}\n", None, None, "wait",
@@ -241,6 +254,46 @@ def test_monitor_alerts_on_stale_heartbeat(daemon, ch18_db, airflow, webhook):
     print(f"salesd_monitor, stale heartbeat: {run.seconds:.1f}s")
     texts = webhook.texts()
     assert len(texts) == 1 and "heartbeat_fresh" in texts[0] and "allowed: 1 s" in texts[0], texts
+
+
+def test_monitor_fails_on_an_audit_mismatch(daemon, pg_db, ch18_db, airflow, webhook):
+    # A day with sales three days back, outside what every run recomputes
+    # (overlap 0s, reconcile_days 0), inside the audit's window.
+    pg_db.execute(
+        "INSERT INTO orders (order_id, customer_id, status, order_date, updated_at)"
+        " VALUES (1, 1, 'completed', now() - interval '3 days', now() - interval '1 hour')"
+    )
+    pg_db.execute(
+        "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price, updated_at)"
+        " VALUES (1, 1, 1, 1, 5.00, 1.00, now() - interval '1 hour')"
+    )
+    d = daemon(overlap="0s", reconcile_days=0, **{"audit.days_per_run": 10, "audit.window": "10d"})
+    day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)).date().isoformat()
+    deadline = time.monotonic() + 30
+    while (d.healthz()[1].get("last_run") or {}).get("status") != "success":  # the start-up run wrote the day
+        assert time.monotonic() < deadline, d.proc.stderr[-3000:]
+        time.sleep(0.1)
+    ch18_db.query(
+        "INSERT INTO daily_sales_stats SELECT date, total_orders + 1, total_items_sold, total_revenue, total_cost, "
+        f"total_profit, average_order_value, computed_at, version + 1 FROM daily_sales_stats FINAL WHERE date = '{day}'"
+    )
+    d.proc.send_signal(signal.SIGUSR1)
+    deadline = time.monotonic() + 30
+    while d.healthz()[1]["audit"]["mismatches"] < 1:
+        assert time.monotonic() < deadline, d.proc.stderr[-3000:]
+        time.sleep(0.1)
+    _connect(airflow, ch18_db, d.port)
+    airflow.connection("salesd_alert_webhook", host=webhook.url)
+    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
+    assert run.returncode == 1, run.tail()
+    assert run.states["daemon_healthy"] == "failed", run.tail()
+    assert f"day {day} differs from the source in total_orders" in run.output, run.tail()
+    texts = webhook.texts()
+    assert len(texts) == 1 and "daemon_healthy" in texts[0] and "audit" in texts[0], texts
+    # the next DAG run has seen this mismatch already: it passes
+    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
+    assert run.returncode == 0, run.tail()
+    assert len(webhook.texts()) == 1
 
 
 def _http_runs(ch_db):

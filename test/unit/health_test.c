@@ -464,6 +464,48 @@ static void test_metrics_escaping(void **state) {
         free(s);
 }
 
+/* The continuous audit (SPEC §10): counters in /metrics, the "audit"
+ * object of /healthz with its last mismatch. */
+static void test_audit(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        char *body = health_render_json(&h, T0, PERIOD, NULL);
+        json_t *j = parse(body);
+        json_t *a = json_object_get(j, "audit");
+        assert_int_equal(json_integer_value(json_object_get(a, "days_checked")), 0);
+        assert_true(json_is_null(json_object_get(a, "last_mismatch")));
+        assert_true(json_is_null(json_object_get(a, "last_audit")));
+        json_decref(j);
+        free(body);
+
+        health_record_audit(&h, 3, 0, 0, "", T0);
+        health_record_audit(&h, 3, 1, day_from_civil(2026, 11, 2), "total_revenue, total_profit",
+                            T0 + 60 * USEC_PER_SEC);
+        health_record_audit(&h, 2, 0, 0, "", T0 + 120 * USEC_PER_SEC);
+        body = health_render_json(&h, T0 + 120 * USEC_PER_SEC, PERIOD, NULL);
+        j = parse(body);
+        a = json_object_get(j, "audit");
+        assert_int_equal(json_integer_value(json_object_get(a, "days_checked")), 8);
+        assert_int_equal(json_integer_value(json_object_get(a, "mismatches")), 1);
+        assert_string_equal(json_string_value(json_object_get(a, "last_audit")), "2026-11-25T07:02:00Z");
+        json_t *last = json_object_get(a, "last_mismatch");
+        assert_string_equal(json_string_value(json_object_get(last, "day")), "2026-11-02");
+        assert_string_equal(json_string_value(json_object_get(last, "at")), "2026-11-25T07:01:00Z");
+        json_t *cols = json_object_get(last, "columns");
+        assert_int_equal(json_array_size(cols), 2);
+        assert_string_equal(json_string_value(json_array_get(cols, 0)), "total_revenue");
+        assert_string_equal(json_string_value(json_array_get(cols, 1)), "total_profit");
+        json_decref(j);
+        free(body);
+
+        char *m = health_render_metrics(&h, T0, PERIOD);
+        assert_has_line(m, "# TYPE salesd_audit_checked_days_total counter");
+        assert_has_line(m, "salesd_audit_checked_days_total 8");
+        assert_has_line(m, "salesd_audit_mismatched_days_total 1");
+        free(m);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_names),
@@ -482,6 +524,7 @@ int main(void) {
                 cmocka_unit_test(test_metrics_values),
                 cmocka_unit_test(test_metrics_health_state),
                 cmocka_unit_test(test_metrics_escaping),
+                cmocka_unit_test(test_audit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
