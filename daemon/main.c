@@ -214,14 +214,6 @@ static int cmd_backfill(const Config *c, int argc, char **argv) {
 
 /* ---------- verify (SPEC §10) ---------- */
 
-static Day today_local(void) {
-        time_t now = time(NULL);
-        struct tm tm;
-        if (!localtime_r(&now, &tm))
-                gmtime_r(&now, &tm);
-        return day_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
-}
-
 typedef struct VerifyArgs {
         Day from, to;
         bool repair, json;
@@ -256,7 +248,7 @@ static int parse_verify_args(int argc, char **argv, VerifyArgs *ret) {
         if (!from_s != !to_s)
                 return usage_error("verify: give both --from and --to, or neither (the last %d days)",
                                    VERIFY_DEFAULT_DAYS);
-        a.to = today_local();
+        a.to = day_today();
         a.from = a.to - (VERIFY_DEFAULT_DAYS - 1);
         if (from_s && day_parse(from_s, &a.from) < 0)
                 return usage_error("verify: invalid --from '%s' (expected YYYY-MM-DD, a real date)", from_s);

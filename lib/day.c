@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 Day day_from_civil(int year, unsigned month, unsigned mday) {
         year -= month <= 2;
@@ -79,4 +80,12 @@ size_t day_sort_unique(Day *days, size_t n) {
                 if (days[i] != days[k - 1])
                         days[k++] = days[i];
         return k;
+}
+
+Day day_today(void) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (!localtime_r(&now, &tm))
+                gmtime_r(&now, &tm);
+        return day_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
 }

@@ -20,6 +20,10 @@ char *day_format(Day d, char *buf);
 Day day_from_civil(int year, unsigned month, unsigned mday);
 void day_to_civil(Day d, int *ret_year, unsigned *ret_month, unsigned *ret_mday);
 
+/* Today in the process's local time zone (TZ; salesd sets it to the
+ * configured timezone), by the machine's clock. */
+Day day_today(void);
+
 /* The number of days (28..31) of month 1..12 in year. */
 unsigned day_days_in_month(int year, unsigned month);
 

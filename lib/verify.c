@@ -230,14 +230,6 @@ static uint64_t random64(void *userdata) {
         return v;
 }
 
-static Day today_local(void) {
-        time_t now = time(NULL);
-        struct tm tm;
-        if (!localtime_r(&now, &tm))
-                gmtime_r(&now, &tm);
-        return day_from_civil(tm.tm_year + 1900, (unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday);
-}
-
 /* In the open snapshot: the days the next run recomputes anyway, and from
  * the rest of the window the sample to check, into k->days. */
 static int audit_pick(Check *k, const char *watermark, char *err, size_t errlen) {
@@ -250,7 +242,7 @@ static int audit_pick(Check *k, const char *watermark, char *err, size_t errlen)
         if (r < 0)
                 return r;
         usec_t window_days = k->config->audit.window / USEC_PER_DAY;
-        Day last = today_local();
+        Day last = day_today();
         Day first = last - (Day)(window_days > 0 ? window_days - 1 : 0);
         k->days = calloc(k->config->audit.days_per_run + 1, sizeof(Day));
         if (!k->days)
