@@ -36,7 +36,7 @@ _salesd() {
                 if [[ $cur == -* ]]; then
                         opts="-c --config -h --help -V --version"
                 else
-                        opts="run once backfill init-schema check-config status"
+                        opts="run once backfill init-schema check-config status verify"
                 fi
         else
                 case $cmd in
@@ -48,6 +48,12 @@ _salesd() {
                         done
                         ;;
                 status) opts="--json" ;;
+                verify)
+                        # each option once
+                        for word in --from --to --repair --json; do
+                                [[ " ${COMP_WORDS[*]:1:COMP_CWORD-1} " == *" $word "* ]] || opts+=" $word"
+                        done
+                        ;;
                 esac
         fi
         mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")

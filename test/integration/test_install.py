@@ -121,7 +121,7 @@ def _complete(words, cwd):
 def test_bash_completion(tmp_path):
     (tmp_path / "site.yaml").write_text("")
     (tmp_path / "site.yml.bak").write_text("")
-    commands = sorted(["run", "once", "backfill", "init-schema", "check-config", "status"])
+    commands = sorted(["run", "once", "backfill", "init-schema", "check-config", "status", "verify"])
     assert _complete(["salesd", ""], tmp_path) == commands
     assert _complete(["salesd", "ch"], tmp_path) == ["check-config"]
     assert _complete(["salesd", "-"], tmp_path) == sorted(["-c", "--config", "-h", "--help", "-V", "--version"])
@@ -133,6 +133,8 @@ def test_bash_completion(tmp_path):
     assert _complete(["salesd", "backfill", "--from", "2024-01-01", "--"], tmp_path) == ["--to"]
     assert _complete(["salesd", "-c", "x", "status", "-"], tmp_path) == ["--json"]
     assert _complete(["salesd", "run", ""], tmp_path) == []
+    assert _complete(["salesd", "verify", "--"], tmp_path) == ["--from", "--json", "--repair", "--to"]
+    assert _complete(["salesd", "verify", "--repair", "--"], tmp_path) == ["--from", "--json", "--to"]
 
 
 def test_completion_knows_every_command_and_option_of_the_binary(tmp_path):
@@ -141,6 +143,8 @@ def test_completion_knows_every_command_and_option_of_the_binary(tmp_path):
     help_text = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
     commands = help_text.split("commands:\n", 1)[1].split("\n\n", 1)[0]
     options = help_text.split("options:\n", 1)[1].split("\n\n", 1)[0]
-    assert _complete(["salesd", ""], tmp_path) == sorted(line.split()[0] for line in commands.splitlines())
+    # a command's line starts two spaces in; deeper lines continue its description
+    names = [line.split()[0] for line in commands.splitlines() if line.startswith("  ") and line[2] != " "]
+    assert _complete(["salesd", ""], tmp_path) == sorted(names)
     listed = {w.rstrip(",") for line in options.splitlines() for w in line.split() if w.startswith("-")}
     assert set(_complete(["salesd", "-"], tmp_path)) == listed
