@@ -4,8 +4,21 @@
  * epoll fd is one IO source of the loop and a one-shot timer follows
  * MHD_get_timeout(), refreshed in a prepare callback before every poll.  So
  * request handlers run on the loop thread and read the manager's state
- * without locks, and a slow or stalled client only costs one connection slot
- * until its idle timeout.
+ * without locks.
+ *
+ * MHD only re-adds its listening socket to its epoll set at the start of an
+ * MHD_run(), and drops it while the connection table is full; so whenever a
+ * run closed connections we run MHD once more, and a coarse tick runs it
+ * while any connection is open.  Without that, a full table that empties
+ * leaves the backlog unserved until something else wakes MHD: never.
+ *
+ * Hostile clients are bounded three ways: a table of HTTP_MAX_CONNECTIONS,
+ * at most HTTP_MAX_CONNECTIONS_PER_IP of them from one address, and a
+ * whole-request deadline.  MHD's own timeout is an idle timeout that every
+ * byte resets, so a client trickling a header byte at a time would hold its
+ * slot forever; we note when each connection started waiting for a request
+ * and shut down its socket once the deadline passes (MHD then sees EOF and
+ * closes it the ordinary way).
  *
  * We open the listening socket ourselves and hand it to MHD: bind() gives the
  * exact errno for "port already in use", which MHD_start_daemon would hide
@@ -30,6 +43,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "listen.h"
@@ -37,24 +51,51 @@
 #include "macro.h"
 
 /* No route takes a body; anything bigger than this is a mistake or abuse. */
-#define HTTP_MAX_BODY             1024
-#define HTTP_MAX_DISCARD          (64 * 1024)
-#define HTTP_MAX_CONNECTIONS      32u
-#define HTTP_CONNECTION_TIMEOUT_S 10u
+#define HTTP_MAX_BODY    1024
+#define HTTP_MAX_DISCARD (64 * 1024)
+/* Clients are a monitoring system, Prometheus and an operator's curl: a few
+ * connections at a time.  32 is ample and bounds fds and memory (32 x 32 KiB). */
+#define HTTP_MAX_CONNECTIONS 32u
+/* One address (one misbehaving client, or many behind one NAT) can hold at
+ * most a quarter of the table; everyone else still gets in. */
+#define HTTP_MAX_CONNECTIONS_PER_IP 8u
+/* A request must be in and answered within this long of the connection
+ * opening or the previous response finishing, however steadily the client
+ * trickles bytes.  Our answers take milliseconds; 5 s is generous for a
+ * slow network and short enough that a full table frees up quickly. */
+#define HTTP_REQUEST_DEADLINE_US (5 * 1000000ull)
+/* Idle keep-alive connections go after this (also MHD's idle timeout). */
+#define HTTP_CONNECTION_TIMEOUT_S 5u
+/* While connections are open, run MHD at least this often: a safety net in
+ * case an event is missed, so the endpoint can never stay dead. */
+#define HTTP_TICK_US (1000000ull)
 /* Per-connection pool: bounds request line plus headers. */
 #define HTTP_CONNECTION_MEMORY (32 * 1024)
-#define HTTP_LISTEN_BACKLOG    64
+/* Connections waiting while the table is full; more than the table so a
+ * burst of refused clients does not crowd out a health check. */
+#define HTTP_LISTEN_BACKLOG 128
 /* MHD's deadlines are in milliseconds; sd-event would coalesce by 250 ms. */
 #define HTTP_TIMER_ACCURACY_US 1000
 
 #define CONTENT_TYPE_JSON    "application/json"
 #define CONTENT_TYPE_METRICS "text/plain; version=0.0.4; charset=utf-8"
 
+/* One open client connection; the list is ordered by deadline (every
+ * deadline is "now + HTTP_REQUEST_DEADLINE_US", so appending keeps order). */
+typedef struct HttpConnection {
+        struct HttpConnection *prev, *next;
+        int fd;
+        uint64_t deadline; /* CLOCK_MONOTONIC, usec */
+        bool expired;      /* socket shut down, MHD has yet to close it */
+} HttpConnection;
+
 struct HttpServer {
         sd_event *event;
         sd_event_source *io;
         sd_event_source *timer;
         struct MHD_Daemon *mhd;
+        HttpConnection *conns_head, *conns_tail;
+        unsigned n_conns;
         HttpHandlers handlers;
         char *token; /* NULL: POST /run disabled */
         size_t token_len;
@@ -280,12 +321,90 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return dispatch(s, c, url, method);
 }
 
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000ull;
+}
+
+static void conn_unlink(HttpServer *s, HttpConnection *hc) {
+        if (hc->prev)
+                hc->prev->next = hc->next;
+        else
+                s->conns_head = hc->next;
+        if (hc->next)
+                hc->next->prev = hc->prev;
+        else
+                s->conns_tail = hc->prev;
+        hc->prev = hc->next = NULL;
+}
+
+/* (Re)starts the connection's deadline: it goes to the tail of the list. */
+static void conn_arm(HttpServer *s, HttpConnection *hc) {
+        hc->deadline = now_usec() + HTTP_REQUEST_DEADLINE_US;
+        hc->prev = s->conns_tail;
+        hc->next = NULL;
+        if (s->conns_tail)
+                s->conns_tail->next = hc;
+        else
+                s->conns_head = hc;
+        s->conns_tail = hc;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+        HttpServer *s = cls;
+        HttpConnection *hc = *socket_context;
+
+        if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+                if (hc) {
+                        conn_unlink(s, hc);
+                        s->n_conns--;
+                        free(hc);
+                }
+                *socket_context = NULL;
+                return;
+        }
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        hc = calloc(1, sizeof(*hc));
+        if (!hc) /* untracked: only MHD's idle timeout bounds it */
+                return;
+        hc->fd = ci ? ci->connect_fd : -1;
+        conn_arm(s, hc);
+        s->n_conns++;
+        *socket_context = hc;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-        (void)cls;
-        (void)c;
-        (void)toe;
+        HttpServer *s = cls;
+
         free(*con_cls);
         *con_cls = NULL;
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+                return;
+        /* Answered: a keep-alive connection gets a fresh deadline for its next request. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        HttpConnection *hc = ci ? ci->socket_context : NULL;
+        if (hc && !hc->expired) {
+                conn_unlink(s, hc);
+                conn_arm(s, hc);
+        }
+}
+
+/* Shuts down the sockets of connections past their deadline; MHD reads EOF
+ * on its next run and closes them, which frees the slot and the fd. */
+static void expire_connections(HttpServer *s) {
+        uint64_t now = now_usec();
+
+        for (HttpConnection *hc = s->conns_head; hc && hc->deadline <= now; hc = hc->next) {
+                if (hc->expired || hc->fd < 0)
+                        continue;
+                log_debug("http: closing a connection that sent no complete request within %llu s",
+                          (unsigned long long)(HTTP_REQUEST_DEADLINE_US / 1000000ull));
+                (void)shutdown(hc->fd, SHUT_RDWR);
+                hc->expired = true;
+        }
 }
 
 __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -297,12 +416,28 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
         log_debug("microhttpd: %s", line);
 }
 
+/* A run that closed connections may have freed a slot in a full table;
+ * only the next run puts the listening socket back into MHD's epoll set and
+ * accepts what waits in the backlog, so run again (bounded: the tick
+ * catches anything left). */
+static void run_mhd(HttpServer *s) {
+        for (unsigned i = 0; i < 3; i++) {
+                unsigned before = s->n_conns;
+                if (MHD_run(s->mhd) != MHD_YES) {
+                        log_debug("http: MHD_run failed");
+                        return;
+                }
+                if (s->n_conns >= before)
+                        return;
+        }
+}
+
 static int on_mhd_event(sd_event_source *src, void *userdata) {
         HttpServer *s = userdata;
         (void)src;
 
-        if (MHD_run(s->mhd) != MHD_YES)
-                log_debug("http: MHD_run failed");
+        expire_connections(s);
+        run_mhd(s);
         return 0;
 }
 
@@ -317,23 +452,39 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         return on_mhd_event(src, userdata);
 }
 
-/* Before each poll: arm the timer to MHD's next deadline (idle timeouts,
- * data MHD already buffered), or disable it when MHD has none. */
+/* The earliest of: MHD's next deadline (idle timeouts, data it already
+ * buffered), the first request deadline, and the tick while connections are
+ * open.  0: nothing to wake up for. */
+static uint64_t next_wakeup(HttpServer *s) {
+        uint64_t now = now_usec(), at = 0;
+        MHD_UNSIGNED_LONG_LONG ms;
+
+        if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+                at = ms > (UINT64_MAX - now) / 1000 ? UINT64_MAX : now + ms * 1000;
+        if (s->n_conns > 0 && (at == 0 || at > now + HTTP_TICK_US))
+                at = now + HTTP_TICK_US;
+        for (HttpConnection *hc = s->conns_head; hc; hc = hc->next)
+                if (!hc->expired) {
+                        if (at == 0 || hc->deadline < at)
+                                at = hc->deadline;
+                        break;
+                }
+        return at;
+}
+
+/* Before each poll: arm the timer to next_wakeup(), or disable it. */
 static int on_prepare(sd_event_source *src, void *userdata) {
         HttpServer *s = userdata;
-        MHD_UNSIGNED_LONG_LONG ms;
-        uint64_t now = 0;
         int r;
         (void)src;
 
         /* Never return an error here: sd-event would disable the IO source
          * and the endpoint would go silent. */
-        if (MHD_get_timeout(s->mhd, &ms) != MHD_YES)
+        uint64_t at = next_wakeup(s);
+        if (at == 0)
                 r = sd_event_source_set_enabled(s->timer, SD_EVENT_OFF);
         else {
-                (void)sd_event_now(s->event, CLOCK_MONOTONIC, &now);
-                uint64_t delay = ms > (UINT64_MAX - now) / 1000 ? UINT64_MAX - now : ms * 1000;
-                r = sd_event_source_set_time(s->timer, now + delay);
+                r = sd_event_source_set_time(s->timer, at);
                 if (r >= 0)
                         r = sd_event_source_set_enabled(s->timer, SD_EVENT_ONESHOT);
         }
@@ -383,9 +534,11 @@ static int start_mhd(HttpServer *s, int fd, int family, const char *listen, char
         errno = 0;
         s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
                                   MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, HTTP_CONNECTION_TIMEOUT_S,
-                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
-                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, HTTP_MAX_CONNECTIONS_PER_IP,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                                  HTTP_CONNECTION_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                  (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                  MHD_OPTION_END);
         if (s->mhd)
                 return 0;
         int r = errno > 0 ? -errno : -EIO;

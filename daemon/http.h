@@ -1,7 +1,9 @@
 /* The daemon's HTTP endpoint (SPEC §7) on libmicrohttpd, driven from the
  * sd-event loop: MHD runs in external-select mode with its epoll fd added to
  * the loop, so handlers run on the loop thread and read the manager's state
- * without locks, and a slow client never blocks a run. */
+ * without locks, and a slow client never blocks a run.  Clients are bounded:
+ * 32 connections, 8 per address, 5 s per request however slowly it trickles
+ * in (docs/operations.md, "HTTP connection limits"). */
 #pragma once
 
 #include <stddef.h>
