@@ -64,7 +64,8 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 # `make demo` installs only DEMO_PACKAGES: the compiler, the libraries, the
 # servers it starts and python3-venv.  TEST_PACKAGES is the test toolchain,
 # installed by `make test` (deps) only: it adds a container, packaging and
-# lint tools the demo has no use for.
+# lint tools, and Prometheus + Alertmanager (promtool, the alerting test) the
+# demo has no use for.  Their Debian services are not started by the tests.
 DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                  libsystemd-dev libmicrohttpd-dev libjansson-dev postgresql-15 \
                  clickhouse-server clickhouse-client python3-venv
