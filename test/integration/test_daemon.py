@@ -246,6 +246,9 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd,
     assert after != before
     minute = int(after[14:16])
     assert minute % 5 == 0
+    loaded = _metric_value(port, "salesd_config_last_reload_success_timestamp_seconds")
+    assert abs(loaded - time.time()) < 60
+    assert _metric_value(port, "salesd_config_last_reload_successful") == 1
     # the datagrams may trail the log line by a poll of the test's reader
     wait_until(lambda: notify_socket.has("RELOADING=1"), timeout=5, what="RELOADING=1")
     wait_until(lambda: len(notify_socket.has("READY=1")) >= 2, timeout=5, what="READY=1 after the reload")
@@ -256,7 +259,18 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd,
     assert "no_such_key" in proc.stderr
     assert proc.alive()
     assert _get(port, "/healthz").json()["next_run"] == after
+    # a rejected reload: 0, and the time of the configuration still in force
+    assert _metric_value(port, "salesd_config_last_reload_successful") == 0
+    assert _metric_value(port, "salesd_config_last_reload_success_timestamp_seconds") == loaded
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def _metric_value(port, name):
+    for family in text_string_to_metric_families(_get(port, "/metrics").text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_healthz_fails_after_three_failed_runs_and_recovers(salesd, pg_db, private_servers):
