@@ -331,9 +331,9 @@ char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t n
         put_u64(f, "salesd_run_in_progress", "gauge", "1 while a run is in progress.", h->running);
         put_u64(f, "salesd_run_overdue", "gauge", "1 while the run in progress is past its deadline (run_timeout).",
                 h->running && h->running_overdue);
-        put_u64(f, "salesd_day_recomputes_total", "counter", "Days recomputed from the source by finished runs.",
+        put_u64(f, "salesd_days_recomputed_total", "counter", "Days recomputed from the source by finished runs.",
                 h->days_recomputed_total);
-        put_u64(f, "salesd_day_writes_total", "counter", "Daily rows written to ClickHouse.", h->days_written_total);
+        put_u64(f, "salesd_days_written_total", "counter", "Daily rows written to ClickHouse.", h->days_written_total);
         put_u64(f, "salesd_consecutive_failures", "gauge", "Failed runs in a row since the last success or skip.",
                 h->consecutive_failures);
         put_u64(f, "salesd_config_last_reload_successful", "gauge",
@@ -359,9 +359,9 @@ char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t n
         put_u64(f, "salesd_run_rows_dropped_total", "counter",
                 "salesd_runs rows dropped because the in-memory queue was full.", h->run_rows_dropped_total);
 
-        put_u64(f, "salesd_audit_day_checks_total", "counter", "Days the continuous audit compared with the source.",
+        put_u64(f, "salesd_audit_checked_days_total", "counter", "Days the continuous audit compared with the source.",
                 h->audit_checked_days_total);
-        put_u64(f, "salesd_audit_day_mismatches_total", "counter",
+        put_u64(f, "salesd_audit_mismatched_days_total", "counter",
                 "Audited days whose stored row differed from the source (recomputed by the next run).",
                 h->audit_mismatched_days_total);
 

@@ -170,14 +170,14 @@ def test_daemon_audit_finds_drift_and_the_next_run_repairs_it(salesd, pg_db, ch1
     audit = _get_json(port, "/healthz")["audit"]
     assert audit["mismatches"] == 0 and audit["last_mismatch"] is None
     assert audit["days_checked"] >= 1
-    checked_before = _metric(port, "salesd_audit_day_checks_total")
+    checked_before = _metric(port, "salesd_audit_checked_days_total")
 
     _corrupt(ch18_db, day.isoformat())
     proc.send_signal(signal.SIGUSR1)
     proc.wait_for(rf"audit: day {day} differs in total_revenue \(stored 20.11, recomputed 20.10\); "
                   "the next run recomputes it")
-    wait_until(lambda: _metric(port, "salesd_audit_day_mismatches_total") == 1, what="the mismatch counter")
-    assert _metric(port, "salesd_audit_day_checks_total") > checked_before
+    wait_until(lambda: _metric(port, "salesd_audit_mismatched_days_total") == 1, what="the mismatch counter")
+    assert _metric(port, "salesd_audit_checked_days_total") > checked_before
     last = _get_json(port, "/healthz")["audit"]["last_mismatch"]
     assert last["day"] == day.isoformat() and last["columns"] == ["total_revenue"] and last["at"]
 

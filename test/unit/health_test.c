@@ -363,7 +363,7 @@ static void test_metrics_empty(void **state) {
         assert_no_line_prefix(m, "salesd_start_time_seconds");
         /* no process stats passed: no process_* metrics */
         assert_no_line_prefix(m, "process_");
-        assert_has_line(m, "salesd_day_recomputes_total 0");
+        assert_has_line(m, "salesd_days_recomputed_total 0");
         assert_has_line(m, "salesd_config_last_reload_successful 1");
         assert_has_line(m, "salesd_config_last_reload_success_timestamp_seconds 1795590000");
         assert_has_line(m, "salesd_ready 0");
@@ -441,9 +441,9 @@ static void test_metrics_values(void **state) {
         assert_has_line(m, "salesd_runs_total{status=\"success\"} 4");
         assert_has_line(m, "salesd_runs_total{status=\"failed\"} 2");
         assert_has_line(m, "salesd_runs_total{status=\"skipped\"} 1");
-        assert_has_line(m, "salesd_day_writes_total 7");
-        assert_has_line(m, "salesd_day_recomputes_total 9");
-        assert_has_line(m, "# TYPE salesd_day_recomputes_total counter");
+        assert_has_line(m, "salesd_days_written_total 7");
+        assert_has_line(m, "salesd_days_recomputed_total 9");
+        assert_has_line(m, "# TYPE salesd_days_recomputed_total counter");
         /* a rejected reload keeps the last success's time (the start here) */
         assert_has_line(m, "salesd_config_last_reload_successful 0");
         assert_has_line(m, "salesd_config_last_reload_success_timestamp_seconds 1795590000");
@@ -454,7 +454,7 @@ static void test_metrics_values(void **state) {
         assert_has_line(m, "process_resident_memory_bytes 12345678");
         assert_has_line(m, "process_open_fds 17");
         assert_has_line(m, "process_max_fds 1024");
-        assert_has_line(m, "# TYPE salesd_day_writes_total counter");
+        assert_has_line(m, "# TYPE salesd_days_written_total counter");
         assert_has_line(m, "salesd_last_success_timestamp_seconds 1795593607");
         assert_has_line(m, "salesd_watermark_timestamp_seconds 1795590000.123456");
         assert_has_line(m, "salesd_complete_as_of_timestamp_seconds 1795590002.5");
@@ -548,9 +548,9 @@ static void test_audit(void **state) {
         free(body);
 
         char *m = health_render_metrics(&h, NULL, T0, PERIOD);
-        assert_has_line(m, "# TYPE salesd_audit_day_checks_total counter");
-        assert_has_line(m, "salesd_audit_day_checks_total 8");
-        assert_has_line(m, "salesd_audit_day_mismatches_total 1");
+        assert_has_line(m, "# TYPE salesd_audit_checked_days_total counter");
+        assert_has_line(m, "salesd_audit_checked_days_total 8");
+        assert_has_line(m, "salesd_audit_mismatched_days_total 1");
         free(m);
 }
 
