@@ -1,5 +1,5 @@
 # salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
-# uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check,
+# uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check, alerts-check,
 # lintian, airflow-venv, deps-demo).
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -22,7 +22,7 @@ CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_chec
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
             lib/backlog.c lib/run.c lib/verify.c lib/health.c
-DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c
+DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
           sql/clickhouse/003_salesd_heartbeat.sql sql/clickhouse/004_salesd_state.sql \
@@ -64,16 +64,18 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 # `make demo` installs only DEMO_PACKAGES: the compiler, the libraries, the
 # servers it starts and python3-venv.  TEST_PACKAGES is the test toolchain,
 # installed by `make test` (deps) only: it adds a container, packaging and
-# lint tools the demo has no use for.
+# lint tools, and Prometheus + Alertmanager (promtool, the alerting test) the
+# demo has no use for.  Their Debian services are not started by the tests.
 DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                  libsystemd-dev libmicrohttpd-dev libjansson-dev postgresql-15 \
                  clickhouse-server clickhouse-client python3-venv
 TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
+                 prometheus prometheus-alertmanager \
                  debhelper dpkg-dev fakeroot lintian mandoc
 
 .PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
-        man-check
+        man-check alerts-check
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -161,6 +163,10 @@ cppcheck: $(BUILD)/gen/schema_sql.h
 	  --inline-suppr --std=c11 -D__GNUC__ -Ilib -I$(BUILD)/gen \
 	  --suppress=missingIncludeSystem lib daemon
 
+# The shipped alert rules are valid and pass their unit tests (firing and not firing).
+alerts-check:
+	cd contrib/prometheus && promtool check rules salesd-alerts.yml && promtool test rules salesd-alerts.test.yml
+
 # ---- Python venvs (pinned requirements files) ----
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: test/requirements.txt
@@ -196,7 +202,7 @@ integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck config-docs-check man-check
+	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check
 	$(MAKE) deb lintian
 	$(MAKE) unit
 	$(MAKE) integration
@@ -240,7 +246,8 @@ DOCDIR ?= $(PREFIX)/share/doc/salesd
 MANDIR ?= $(PREFIX)/share/man
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 AIRFLOW_DAGS := $(wildcard airflow/dags/*.py) airflow/dags/.airflowignore
-CONTRIB := $(wildcard contrib/*)
+# Prometheus alert rules and their promtool unit tests.
+CONTRIB := $(wildcard contrib/prometheus/*.yml)
 DOCS := README.md $(wildcard docs/*.md)
 
 install: $(BUILD)/salesd
@@ -250,7 +257,7 @@ install: $(BUILD)/salesd
 	install -m 0644 $(SQL_PG) $(DESTDIR)$(DATADIR)/sql/postgres/
 	install -m 0644 $(SQL_CH) $(DESTDIR)$(DATADIR)/sql/clickhouse/
 	install -m 0644 $(AIRFLOW_DAGS) $(DESTDIR)$(DATADIR)/airflow/
-	$(if $(CONTRIB),install -d $(DESTDIR)$(DATADIR)/contrib && install -m 0644 $(CONTRIB) $(DESTDIR)$(DATADIR)/contrib/)
+	$(if $(CONTRIB),install -d $(DESTDIR)$(DATADIR)/contrib/prometheus && install -m 0644 $(CONTRIB) $(DESTDIR)$(DATADIR)/contrib/prometheus/)
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(UNITDIR)/salesd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/salesd.service

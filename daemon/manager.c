@@ -43,6 +43,7 @@
 #include "listener.h"
 #include "log.h"
 #include "macro.h"
+#include "procstat.h"
 #include "run.h"
 #include "schema.h"
 #include "sink.h"
@@ -728,6 +729,7 @@ static void reload_apply(Manager *m, ConfigRef *ref, CronExpr *cron) {
                 listener_restart(m);
         sd_event_source_set_time(m->heartbeat_timer, now_usec(CLOCK_MONOTONIC) + cfg(m)->heartbeat_interval);
         schedule_arm(m);
+        health_record_reload(&m->health, true, now_usec(CLOCK_REALTIME));
         log_info("reload: configuration '%s' loaded", m->config_path);
         sd_notify(false, "READY=1");
 }
@@ -745,6 +747,7 @@ static void reload(Manager *m) {
                 return; /* its completion sends READY=1 */
         }
         if (reload_prepare(m, &ref, &cron) < 0) {
+                health_record_reload(&m->health, false, now_usec(CLOCK_REALTIME));
                 sd_notify(false, "READY=1");
                 return;
         }
@@ -756,6 +759,7 @@ static void reload(Manager *m) {
         int r = task_start_with(&m->reload_task, TASK_RELOAD_CHECK, ref);
         if (r < 0) {
                 log_error_errno(r, "reload: cannot start the schema check; keeping the configuration in force");
+                health_record_reload(&m->health, false, now_usec(CLOCK_REALTIME));
                 config_unref(ref);
                 cron_free(cron);
                 sd_notify(false, "READY=1");
@@ -769,10 +773,12 @@ static void on_reload_check_done(Manager *m, Task *t) {
         ConfigRef *ref = TAKE_PTR(m->reload_candidate);
         CronExpr *cron = TAKE_PTR(m->reload_cron);
         if (m->stopping || t->result < 0) {
-                if (!m->stopping)
+                if (!m->stopping) {
+                        health_record_reload(&m->health, false, now_usec(CLOCK_REALTIME));
                         log_error("reload: clickhouse schema check with the new settings failed: %s; keeping the "
                                   "configuration in force",
                                   t->err);
+                }
                 config_unref(ref);
                 cron_free(cron);
                 sd_notify(false, "READY=1");
@@ -825,8 +831,11 @@ static int http_readyz(void *userdata, char **ret_body) {
 
 static int http_metrics(void *userdata, char **ret_body) {
         Manager *m = userdata;
+        HealthProcess proc;
         health_update_backlog(m);
-        *ret_body = health_render_metrics(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m));
+        bool have_proc = procstat_read(&proc) >= 0;
+        *ret_body = health_render_metrics(&m->health, have_proc ? &proc : NULL, now_usec(CLOCK_REALTIME),
+                                          schedule_period(m));
         return *ret_body ? 200 : 500;
 }
 
@@ -980,6 +989,7 @@ static int manager_alloc(const char *config_path, const Config *c, Manager **ret
         m->health.instance = c->instance;
         m->health.version = SALESD_VERSION;
         m->health.started_at = now_usec(CLOCK_REALTIME);
+        m->health.config_last_reload_success_at = m->health.started_at;
         *ret = TAKE_PTR(m);
         return 0;
 }

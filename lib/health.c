@@ -34,6 +34,18 @@ static const struct {
         { 1800 * USEC_PER_SEC, "1800" },
 };
 
+static const char *const health_trigger_names[_HEALTH_TRIGGER_MAX] = {
+        [HEALTH_TRIGGER_START] = "start", [HEALTH_TRIGGER_SCHEDULE] = "schedule", [HEALTH_TRIGGER_SIGNAL] = "signal",
+        [HEALTH_TRIGGER_HTTP] = "http",   [HEALTH_TRIGGER_NOTIFY] = "notify",     [HEALTH_TRIGGER_OTHER] = "other",
+};
+
+static HealthTrigger health_trigger_from_string(const char *s) {
+        for (size_t i = 0; s && i < HEALTH_TRIGGER_OTHER; i++)
+                if (strcmp(s, health_trigger_names[i]) == 0)
+                        return (HealthTrigger)i;
+        return HEALTH_TRIGGER_OTHER;
+}
+
 static const char *const health_state_names[] = {
         [HEALTH_OK] = "ok",
         [HEALTH_STANDBY] = "standby",
@@ -59,6 +71,7 @@ void health_record_run(Health *h, const RunRecord *r) {
         h->has_last_run = true;
         if ((unsigned)r->status < _RUN_STATUS_MAX)
                 h->runs_total[r->status]++;
+        h->days_recomputed_total += r->days_recomputed;
         h->days_written_total += r->days_written;
 
         switch (r->status) {
@@ -76,13 +89,20 @@ void health_record_run(Health *h, const RunRecord *r) {
                 break;
         }
 
+        HealthDuration *hd = &h->duration[health_trigger_from_string(r->trigger)];
         for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++)
                 if (d <= duration_buckets[i].bound) {
-                        h->duration_bucket_counts[i]++;
+                        hd->bucket_counts[i]++;
                         break;
                 }
-        h->duration_count++;
-        h->duration_sum += d;
+        hd->count++;
+        hd->sum += d;
+}
+
+void health_record_reload(Health *h, bool ok, usec_t now) {
+        h->config_last_reload_failed = !ok;
+        if (ok)
+                h->config_last_reload_success_at = now;
 }
 
 void health_record_audit(Health *h, uint64_t checked, uint64_t mismatched, Day last_day, const char *columns,
@@ -262,7 +282,7 @@ static void put_seconds(FILE *f, const char *name, const char *help, usec_t t) {
         fprintf(f, "%s %s\n", name, format_seconds(t, s, sizeof(s)));
 }
 
-char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period) {
+char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t now, usec_t schedule_period) {
         HealthState st = health_state(h, now, schedule_period);
         char *text = NULL;
         size_t size = 0;
@@ -279,7 +299,6 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
         put_label_value(f, h->instance);
         fputs("\"} 1\n", f);
 
-        put_u64(f, "salesd_up", "gauge", "1 while the daemon's event loop answers.", 1);
         put_u64(f, "salesd_ready", "gauge", "1 once configuration and ClickHouse schema are verified.", h->ready);
 
         put_header(f, "salesd_health_state", "gauge", "Health as served by /healthz: 1 for the current state.");
@@ -292,24 +311,37 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
                         h->runs_total[i]);
 
         put_header(f, "salesd_run_duration_seconds", "histogram",
-                   "Wall-clock duration of finished runs, skipped ones included.");
-        uint64_t cumulative = 0;
-        for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++) {
-                cumulative += h->duration_bucket_counts[i];
-                fprintf(f, "salesd_run_duration_seconds_bucket{le=\"%s\"} %" PRIu64 "\n", duration_buckets[i].le,
-                        cumulative);
+                   "Wall-clock duration of finished runs by trigger, skipped ones included.");
+        for (size_t t = 0; t < _HEALTH_TRIGGER_MAX; t++) {
+                const HealthDuration *hd = &h->duration[t];
+                const char *trig = health_trigger_names[t];
+                uint64_t cumulative = 0;
+                for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++) {
+                        cumulative += hd->bucket_counts[i];
+                        fprintf(f, "salesd_run_duration_seconds_bucket{trigger=\"%s\",le=\"%s\"} %" PRIu64 "\n", trig,
+                                duration_buckets[i].le, cumulative);
+                }
+                fprintf(f, "salesd_run_duration_seconds_bucket{trigger=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", trig,
+                        hd->count);
+                fprintf(f, "salesd_run_duration_seconds_sum{trigger=\"%s\"} %s\n", trig,
+                        format_seconds(hd->sum, s, sizeof(s)));
+                fprintf(f, "salesd_run_duration_seconds_count{trigger=\"%s\"} %" PRIu64 "\n", trig, hd->count);
         }
-        fprintf(f, "salesd_run_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", h->duration_count);
-        fprintf(f, "salesd_run_duration_seconds_sum %s\n", format_seconds(h->duration_sum, s, sizeof(s)));
-        fprintf(f, "salesd_run_duration_seconds_count %" PRIu64 "\n", h->duration_count);
 
         put_u64(f, "salesd_run_in_progress", "gauge", "1 while a run is in progress.", h->running);
         put_u64(f, "salesd_run_overdue", "gauge", "1 while the run in progress is past its deadline (run_timeout).",
                 h->running && h->running_overdue);
+        put_u64(f, "salesd_days_recomputed_total", "counter", "Days recomputed from the source by finished runs.",
+                h->days_recomputed_total);
         put_u64(f, "salesd_days_written_total", "counter", "Daily rows written to ClickHouse.", h->days_written_total);
         put_u64(f, "salesd_consecutive_failures", "gauge", "Failed runs in a row since the last success or skip.",
                 h->consecutive_failures);
-        put_seconds(f, "salesd_start_time_seconds", "Unix time the daemon started.", h->started_at);
+        put_u64(f, "salesd_config_last_reload_successful", "gauge",
+                "1 when the last configuration load (start or SIGHUP) succeeded, 0 when it was rejected.",
+                !h->config_last_reload_failed);
+        put_seconds(f, "salesd_config_last_reload_success_timestamp_seconds",
+                    "Unix time of the last successful configuration load (start or SIGHUP).",
+                    h->config_last_reload_success_at ? h->config_last_reload_success_at : h->started_at);
         put_seconds(f, "salesd_last_success_timestamp_seconds",
                     "Unix time the last successful run finished; 0 = never.", h->last_success);
         put_seconds(f, "salesd_watermark_timestamp_seconds",
@@ -332,6 +364,18 @@ char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period)
         put_u64(f, "salesd_audit_mismatched_days_total", "counter",
                 "Audited days whose stored row differed from the source (recomputed by the next run).",
                 h->audit_mismatched_days_total);
+
+        if (proc) {
+                put_seconds(f, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                            proc->start_time);
+                put_header(f, "process_cpu_seconds_total", "counter",
+                           "Total user and system CPU time spent in seconds.");
+                fprintf(f, "process_cpu_seconds_total %s\n", format_seconds(proc->cpu, s, sizeof(s)));
+                put_u64(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                        proc->resident_memory_bytes);
+                put_u64(f, "process_open_fds", "gauge", "Number of open file descriptors.", proc->open_fds);
+                put_u64(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.", proc->max_fds);
+        }
 
         bool failed = ferror(f) != 0;
         if (fclose(f) != 0 || failed) {

@@ -13,6 +13,34 @@
 /* Upper bounds (seconds) of the run-duration histogram buckets. */
 #define HEALTH_DURATION_BUCKETS 10
 
+/* The triggers the daemon runs under; the duration histogram has one series
+ * per trigger (a run under any other trigger counts under "other"). */
+typedef enum HealthTrigger {
+        HEALTH_TRIGGER_START,
+        HEALTH_TRIGGER_SCHEDULE,
+        HEALTH_TRIGGER_SIGNAL,
+        HEALTH_TRIGGER_HTTP,
+        HEALTH_TRIGGER_NOTIFY,
+        HEALTH_TRIGGER_OTHER,
+        _HEALTH_TRIGGER_MAX,
+} HealthTrigger;
+
+typedef struct HealthDuration {
+        uint64_t bucket_counts[HEALTH_DURATION_BUCKETS]; /* cumulative is computed at render */
+        uint64_t count;
+        usec_t sum;
+} HealthDuration;
+
+/* The standard process_* metrics, read from /proc by the caller (the
+ * renderer stays pure). */
+typedef struct HealthProcess {
+        usec_t start_time; /* Unix time, usec */
+        usec_t cpu;        /* user + system CPU time, usec */
+        uint64_t resident_memory_bytes;
+        uint64_t open_fds;
+        uint64_t max_fds;
+} HealthProcess;
+
 typedef struct Health {
         const char *instance; /* borrowed */
         const char *version;  /* borrowed */
@@ -34,13 +62,15 @@ typedef struct Health {
         usec_t running_started_at;
         usec_t running_deadline;
         uint64_t runs_total[_RUN_STATUS_MAX];
+        uint64_t days_recomputed_total;
         uint64_t days_written_total;
         uint64_t heartbeat_failures_total;
         uint64_t run_rows_dropped_total;
         uint64_t run_rows_pending;
-        uint64_t duration_bucket_counts[HEALTH_DURATION_BUCKETS]; /* cumulative is computed at render */
-        uint64_t duration_count;
-        usec_t duration_sum;
+        HealthDuration duration[_HEALTH_TRIGGER_MAX];
+        /* the last SIGHUP (the start counts as a successful load) */
+        bool config_last_reload_failed;
+        usec_t config_last_reload_success_at;
         /* the continuous audit (SPEC §10) */
         uint64_t audit_checked_days_total;
         uint64_t audit_mismatched_days_total;
@@ -59,6 +89,9 @@ void health_record_run(Health *h, const RunRecord *r);
 void health_record_audit(Health *h, uint64_t checked, uint64_t mismatched, Day last_day, const char *columns,
                          usec_t now);
 
+/* Records the outcome of a configuration reload at `now`. */
+void health_record_reload(Health *h, bool ok, usec_t now);
+
 typedef enum HealthState {
         HEALTH_OK,
         HEALTH_STANDBY, /* the last run was skipped: another instance holds the lock */
@@ -74,8 +107,9 @@ HealthState health_state(const Health *h, usec_t now, usec_t schedule_period);
  * status (200, or 503 when failing).  Returns a malloc'd string, NULL on OOM. */
 char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, int *ret_http_status);
 
-/* /metrics body in the Prometheus text format 0.0.4.  malloc'd, NULL on OOM. */
-char *health_render_metrics(const Health *h, usec_t now, usec_t schedule_period);
+/* /metrics body in the Prometheus text format 0.0.4; the process_* metrics
+ * come from proc (NULL: left out).  malloc'd, NULL on OOM. */
+char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t now, usec_t schedule_period);
 
 /* RFC 3339 UTC with second precision ("2026-11-25T07:00:00Z"). */
 char *health_format_time(usec_t t, char *buf, size_t len);

@@ -45,8 +45,7 @@ def installed_files(prefix, unitdir, docs_compressed=False):
         files |= {f"{share}/sql/{kind}/{p.name}" for p in (REPO / "sql" / kind).glob("*.sql")}
     files |= {f"{share}/airflow/{p.name}" for p in (REPO / "airflow" / "dags").glob("*.py")}
     files.add(f"{share}/airflow/.airflowignore")
-    if (REPO / "contrib").is_dir():
-        files |= {f"{share}/contrib/{p.name}" for p in (REPO / "contrib").iterdir() if p.is_file()}
+    files |= {f"{share}/contrib/prometheus/{p.name}" for p in (REPO / "contrib" / "prometheus").glob("*.yml")}
     docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     files |= {f"{prefix}/share/doc/salesd/{p.name}" for p in docs}
     return files

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from decimal import Decimal
@@ -245,6 +246,9 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd,
     assert after != before
     minute = int(after[14:16])
     assert minute % 5 == 0
+    loaded = _metric_value(port, "salesd_config_last_reload_success_timestamp_seconds")
+    assert abs(loaded - time.time()) < 60
+    assert _metric_value(port, "salesd_config_last_reload_successful") == 1
     # the datagrams may trail the log line by a poll of the test's reader
     wait_until(lambda: notify_socket.has("RELOADING=1"), timeout=5, what="RELOADING=1")
     wait_until(lambda: len(notify_socket.has("READY=1")) >= 2, timeout=5, what="READY=1 after the reload")
@@ -255,7 +259,18 @@ def test_sighup_applies_a_valid_config_and_keeps_the_old_on_a_broken_one(salesd,
     assert "no_such_key" in proc.stderr
     assert proc.alive()
     assert _get(port, "/healthz").json()["next_run"] == after
+    # a rejected reload: 0, and the time of the configuration still in force
+    assert _metric_value(port, "salesd_config_last_reload_successful") == 0
+    assert _metric_value(port, "salesd_config_last_reload_success_timestamp_seconds") == loaded
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def _metric_value(port, name):
+    for family in text_string_to_metric_families(_get(port, "/metrics").text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_healthz_fails_after_three_failed_runs_and_recovers(salesd, pg_db, private_servers):
@@ -305,9 +320,26 @@ def test_metrics_parse_as_prometheus_text(salesd, pg_db, ch18_db):
     assert runs_total == {"success": 1.0, "failed": 0.0, "skipped": 0.0}
     hist = families["salesd_run_duration_seconds"]
     assert hist.type == "histogram"
-    count = [s.value for s in hist.samples if s.name.endswith("_count")]
-    assert count == [1.0]
+    count = {s.labels["trigger"]: s.value for s in hist.samples if s.name.endswith("_count")}
+    assert count["start"] == 1.0 and sum(count.values()) == 1.0
     assert families["salesd_days_written"].samples[0].value == 2.0
+    assert families["salesd_days_recomputed"].samples[0].value >= 2.0
+    assert families["salesd_config_last_reload_successful"].samples[0].value == 1.0
+    # the standard process metrics, instead of salesd_up / salesd_start_time_seconds
+    assert abs(families["process_start_time_seconds"].samples[0].value - time.time()) < 120
+    assert families["process_resident_memory_bytes"].samples[0].value > 1_000_000
+    assert families["process_cpu_seconds"].samples[0].value > 0
+    assert 3 <= families["process_open_fds"].samples[0].value <= families["process_max_fds"].samples[0].value
+    assert "salesd_up" not in families and "salesd_start_time_seconds" not in families
+    # Prometheus's own linter (Debian's promtool) finds nothing to say but
+    # that "days" in the contract's day counters (SPEC §10) is not a unit
+    check = subprocess.run(["promtool", "check", "metrics"], input=r.text, capture_output=True, text=True, timeout=30)
+    problems = [
+        line
+        for line in (check.stdout + check.stderr).splitlines()
+        if line.strip() and not (line.startswith("salesd_") and 'use base unit "seconds" instead of "days"' in line)
+    ]
+    assert not problems, check.stdout + check.stderr
     assert families["salesd_last_success_timestamp_seconds"].samples[0].value > time.time() - 60
     assert families["salesd_watermark_timestamp_seconds"].samples[0].value > 0
     assert TOKEN not in r.text

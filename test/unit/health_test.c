@@ -73,6 +73,7 @@ static void test_record_counters(void **state) {
         health_record_run(&h, &r);
         assert_true(h.has_last_run);
         assert_int_equal(h.runs_total[RUN_STATUS_SUCCESS], 1);
+        assert_int_equal(h.days_recomputed_total, 3);
         assert_int_equal(h.days_written_total, 2);
         assert_int_equal(h.last_success, T0 + 2 * USEC_PER_SEC);
         assert_int_equal(h.last_ok_or_skipped, T0 + 2 * USEC_PER_SEC);
@@ -91,8 +92,8 @@ static void test_record_counters(void **state) {
         assert_int_equal(h.runs_total[RUN_STATUS_SKIPPED], 1);
         assert_int_equal(h.last_success, T0 + 2 * USEC_PER_SEC);
         assert_int_equal(h.last_ok_or_skipped, T0 + 2 * USEC_PER_HOUR + 10 * USEC_PER_MSEC);
-        assert_int_equal(h.duration_count, 3);
-        assert_int_equal(h.duration_sum, 3 * USEC_PER_SEC + 10 * USEC_PER_MSEC);
+        assert_int_equal(h.duration[HEALTH_TRIGGER_SCHEDULE].count, 3);
+        assert_int_equal(h.duration[HEALTH_TRIGGER_SCHEDULE].sum, 3 * USEC_PER_SEC + 10 * USEC_PER_MSEC);
 }
 
 static void test_streaks(void **state) {
@@ -337,26 +338,39 @@ static void test_metrics_empty(void **state) {
         (void)state;
 
         h.ready = false;
-        char *m = health_render_metrics(&h, T0, PERIOD);
+        char *m = health_render_metrics(&h, NULL, T0, PERIOD);
         assert_non_null(m);
         assert_has_line(m, "# TYPE salesd_runs_total counter");
         assert_has_line(m, "salesd_runs_total{status=\"success\"} 0");
         assert_has_line(m, "salesd_runs_total{status=\"failed\"} 0");
         assert_has_line(m, "salesd_runs_total{status=\"skipped\"} 0");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"+Inf\"} 0");
-        assert_has_line(m, "salesd_run_duration_seconds_sum 0");
-        assert_has_line(m, "salesd_run_duration_seconds_count 0");
+        for (size_t i = 0; i < 6; i++) {
+                static const char *const triggers[] = { "start", "schedule", "signal", "http", "notify", "other" };
+                char line[128];
+                snprintf(line, sizeof(line), "salesd_run_duration_seconds_bucket{trigger=\"%s\",le=\"+Inf\"} 0",
+                         triggers[i]);
+                assert_has_line(m, line);
+                snprintf(line, sizeof(line), "salesd_run_duration_seconds_sum{trigger=\"%s\"} 0", triggers[i]);
+                assert_has_line(m, line);
+                snprintf(line, sizeof(line), "salesd_run_duration_seconds_count{trigger=\"%s\"} 0", triggers[i]);
+                assert_has_line(m, line);
+        }
         assert_has_line(m, "salesd_last_success_timestamp_seconds 0");
         assert_has_line(m, "salesd_watermark_timestamp_seconds 0");
         assert_has_line(m, "salesd_complete_as_of_timestamp_seconds 0");
         assert_has_line(m, "salesd_next_run_timestamp_seconds 0");
-        assert_has_line(m, "salesd_up 1");
+        assert_no_line_prefix(m, "salesd_up");
+        assert_no_line_prefix(m, "salesd_start_time_seconds");
+        /* no process stats passed: no process_* metrics */
+        assert_no_line_prefix(m, "process_");
+        assert_has_line(m, "salesd_days_recomputed_total 0");
+        assert_has_line(m, "salesd_config_last_reload_successful 1");
+        assert_has_line(m, "salesd_config_last_reload_success_timestamp_seconds 1795590000");
         assert_has_line(m, "salesd_ready 0");
         assert_has_line(m, "salesd_health_state{state=\"ok\"} 1");
         assert_has_line(m, "salesd_health_state{state=\"standby\"} 0");
         assert_has_line(m, "salesd_health_state{state=\"failing\"} 0");
         assert_has_line(m, "salesd_build_info{version=\"1.2.3\",instance=\"host-a\"} 1");
-        assert_has_line(m, "salesd_start_time_seconds 1795590000");
         assert_int_equal(m[strlen(m) - 1], '\n');
         free(m);
 }
@@ -369,12 +383,27 @@ static void test_metrics_values(void **state) {
          * 45 min (beyond the last bucket). */
         RunRecord r = new_run(RUN_STATUS_SUCCESS, T0, 50 * USEC_PER_MSEC);
         r.days_written = 4;
+        r.days_recomputed = 6;
         health_record_run(&h, &r);
         record(&h, RUN_STATUS_SKIPPED, T0, 100 * USEC_PER_MSEC);
         record(&h, RUN_STATUS_FAILED, T0, 300 * USEC_PER_MSEC);
+        /* other triggers get series of their own; an unknown one counts as "other" */
+        r = new_run(RUN_STATUS_SUCCESS, T0, 2 * USEC_PER_SEC);
+        r.trigger = "http";
+        health_record_run(&h, &r);
+        r.trigger = "cli";
+        health_record_run(&h, &r);
         r = new_run(RUN_STATUS_SUCCESS, T0 + USEC_PER_HOUR, 7 * USEC_PER_SEC);
         r.days_written = 3;
+        r.days_recomputed = 3;
         health_record_run(&h, &r);
+        HealthProcess proc = {
+                .start_time = T0 - 1500000,
+                .cpu = 1250 * USEC_PER_MSEC,
+                .resident_memory_bytes = 12345678,
+                .open_fds = 17,
+                .max_fds = 1024,
+        };
         record(&h, RUN_STATUS_FAILED, T0 + 2 * USEC_PER_HOUR, 45 * USEC_PER_MINUTE + 1);
         h.watermark = T0 + 123456;
         h.complete_as_of = T0 + 2 * USEC_PER_SEC + 500000;
@@ -383,29 +412,48 @@ static void test_metrics_values(void **state) {
         h.run_rows_pending = 5;
         h.run_rows_dropped_total = 1;
 
-        char *m = health_render_metrics(&h, T0 + 3 * USEC_PER_HOUR, PERIOD);
+        health_record_reload(&h, false, T0 + USEC_PER_HOUR);
+        char *m = health_render_metrics(&h, &proc, T0 + 3 * USEC_PER_HOUR, PERIOD);
         assert_non_null(m);
         assert_has_line(
-                m, "# HELP salesd_run_duration_seconds Wall-clock duration of finished runs, skipped ones included.");
+                m, "# HELP salesd_run_duration_seconds Wall-clock duration of finished runs by trigger, skipped ones "
+                   "included.");
         assert_has_line(m, "# TYPE salesd_run_duration_seconds histogram");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"0.1\"} 2");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"0.5\"} 3");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"1\"} 3");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"2.5\"} 3");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"5\"} 3");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"10\"} 4");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"30\"} 4");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"60\"} 4");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"300\"} 4");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"1800\"} 4");
-        assert_has_line(m, "salesd_run_duration_seconds_bucket{le=\"+Inf\"} 5");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"0.1\"} 2");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"0.5\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"1\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"2.5\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"5\"} 3");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"10\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"30\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"60\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"300\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"1800\"} 4");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"+Inf\"} 5");
         /* 0.05 + 0.1 + 0.3 + 7 + 2700.000001 */
-        assert_has_line(m, "salesd_run_duration_seconds_sum 2707.450001");
-        assert_has_line(m, "salesd_run_duration_seconds_count 5");
-        assert_has_line(m, "salesd_runs_total{status=\"success\"} 2");
+        assert_has_line(m, "salesd_run_duration_seconds_sum{trigger=\"schedule\"} 2707.450001");
+        assert_has_line(m, "salesd_run_duration_seconds_count{trigger=\"schedule\"} 5");
+        assert_has_line(m, "salesd_run_duration_seconds_count{trigger=\"http\"} 1");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"http\",le=\"1\"} 0");
+        assert_has_line(m, "salesd_run_duration_seconds_bucket{trigger=\"http\",le=\"2.5\"} 1");
+        assert_has_line(m, "salesd_run_duration_seconds_sum{trigger=\"other\"} 2");
+        assert_has_line(m, "salesd_run_duration_seconds_count{trigger=\"start\"} 0");
+        assert_has_line(m, "salesd_runs_total{status=\"success\"} 4");
         assert_has_line(m, "salesd_runs_total{status=\"failed\"} 2");
         assert_has_line(m, "salesd_runs_total{status=\"skipped\"} 1");
         assert_has_line(m, "salesd_days_written_total 7");
+        assert_has_line(m, "salesd_days_recomputed_total 9");
+        assert_has_line(m, "# TYPE salesd_days_recomputed_total counter");
+        /* a rejected reload keeps the last success's time (the start here) */
+        assert_has_line(m, "salesd_config_last_reload_successful 0");
+        assert_has_line(m, "salesd_config_last_reload_success_timestamp_seconds 1795590000");
+        assert_has_line(m, "# TYPE process_start_time_seconds gauge");
+        assert_has_line(m, "process_start_time_seconds 1795589998.5");
+        assert_has_line(m, "# TYPE process_cpu_seconds_total counter");
+        assert_has_line(m, "process_cpu_seconds_total 1.25");
+        assert_has_line(m, "process_resident_memory_bytes 12345678");
+        assert_has_line(m, "process_open_fds 17");
+        assert_has_line(m, "process_max_fds 1024");
         assert_has_line(m, "# TYPE salesd_days_written_total counter");
         assert_has_line(m, "salesd_last_success_timestamp_seconds 1795593607");
         assert_has_line(m, "salesd_watermark_timestamp_seconds 1795590000.123456");
@@ -418,7 +466,7 @@ static void test_metrics_values(void **state) {
         assert_has_line(m, "salesd_consecutive_failures 1");
         assert_has_line(m, "salesd_ready 1");
         /* The label set of a histogram bucket ends at +Inf; no le beyond it. */
-        assert_no_line_prefix(m, "salesd_run_duration_seconds_bucket{le=\"3600\"}");
+        assert_no_line_prefix(m, "salesd_run_duration_seconds_bucket{trigger=\"schedule\",le=\"3600\"}");
         free(m);
 }
 
@@ -428,7 +476,7 @@ static void test_metrics_health_state(void **state) {
 
         for (int i = 0; i < 3; i++)
                 record(&h, RUN_STATUS_FAILED, T0, USEC_PER_SEC);
-        char *m = health_render_metrics(&h, T0 + USEC_PER_MINUTE, PERIOD);
+        char *m = health_render_metrics(&h, NULL, T0 + USEC_PER_MINUTE, PERIOD);
         assert_non_null(m);
         assert_has_line(m, "salesd_health_state{state=\"ok\"} 0");
         assert_has_line(m, "salesd_health_state{state=\"failing\"} 1");
@@ -436,7 +484,7 @@ static void test_metrics_health_state(void **state) {
         free(m);
 
         record(&h, RUN_STATUS_SKIPPED, T0 + USEC_PER_HOUR, USEC_PER_SEC);
-        m = health_render_metrics(&h, T0 + USEC_PER_HOUR + USEC_PER_MINUTE, PERIOD);
+        m = health_render_metrics(&h, NULL, T0 + USEC_PER_HOUR + USEC_PER_MINUTE, PERIOD);
         assert_non_null(m);
         assert_has_line(m, "salesd_health_state{state=\"standby\"} 1");
         assert_has_line(m, "salesd_health_state{state=\"failing\"} 0");
@@ -449,7 +497,7 @@ static void test_metrics_escaping(void **state) {
 
         h.instance = "a\"b\\c\nd";
         h.version = "1.0 \"beta\"";
-        char *m = health_render_metrics(&h, T0, PERIOD);
+        char *m = health_render_metrics(&h, NULL, T0, PERIOD);
         assert_non_null(m);
         assert_has_line(m, "salesd_build_info{version=\"1.0 \\\"beta\\\"\",instance=\"a\\\"b\\\\c\\nd\"} 1");
         free(m);
@@ -499,7 +547,7 @@ static void test_audit(void **state) {
         json_decref(j);
         free(body);
 
-        char *m = health_render_metrics(&h, T0, PERIOD);
+        char *m = health_render_metrics(&h, NULL, T0, PERIOD);
         assert_has_line(m, "# TYPE salesd_audit_checked_days_total counter");
         assert_has_line(m, "salesd_audit_checked_days_total 8");
         assert_has_line(m, "salesd_audit_mismatched_days_total 1");
