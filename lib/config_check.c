@@ -16,13 +16,23 @@
 #include "cron.h"
 #include "listen.h"
 #include "macro.h"
+#include "text.h"
 
 int config_check_text(const char *v, char *msg, size_t len) {
+        size_t n = strlen(v);
+        _cleanup_free_ char *utf8 = malloc(n + 1);
+        if (!utf8)
+                return -ENOMEM;
         for (const unsigned char *p = (const unsigned char *)v; *p; p++)
                 if (*p < 0x20 || *p == 0x7f) {
                         snprintf(msg, len, "contains a control character");
                         return -EINVAL;
                 }
+        /* It ends up in JSON (/healthz) and Prometheus labels: UTF-8 only. */
+        if (strcmp(text_utf8_sanitize(v, utf8, n + 1), v) != 0) {
+                snprintf(msg, len, "is not valid UTF-8 text");
+                return -EINVAL;
+        }
         return 0;
 }
 

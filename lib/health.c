@@ -20,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "text.h"
+
 #define HEALTH_FAILING_STREAK 3
 
 /* Bucket bounds in microseconds and as printed in the le label; runs range
@@ -174,16 +176,23 @@ static char *format_seconds(usec_t t, char *buf, size_t len) {
         return buf;
 }
 
+/* A JSON string of text that may not be valid UTF-8 (an error message cut
+ * by bytes, a server's message in another encoding): JSON must be. */
+static json_t *json_text(const char *text) {
+        char buf[1024];
+        return json_string(text_utf8_sanitize(text, buf, sizeof(buf)));
+}
+
 static json_t *last_run_to_json(const RunRecord *r) {
         char ms[64];
         usec_t d = run_duration(r);
 
         snprintf(ms, sizeof(ms), "%" PRIu64 ".%03" PRIu64, d / USEC_PER_SEC, (d % USEC_PER_SEC) / USEC_PER_MSEC);
-        return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:I, s:s}", "run_id", r->run_id, "trigger",
+        return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:I, s:I, s:o}", "run_id", r->run_id, "trigger",
                          r->trigger ? r->trigger : "", "status", run_status_to_string(r->status), "started_at",
                          json_time_or_null(r->started_at), "finished_at", json_time_or_null(r->finished_at),
                          "duration_seconds", ms, "days_recomputed", (json_int_t)r->days_recomputed, "days_written",
-                         (json_int_t)r->days_written, "error", r->error);
+                         (json_int_t)r->days_written, "error", json_text(r->error));
 }
 
 /* The run in progress: null when idle. */
@@ -236,8 +245,8 @@ char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, in
                 return NULL;
         }
         /* "o" steals the references, also when json_pack fails. */
-        json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "status",
-                                health_state_to_string(st), "instance", h->instance ? h->instance : "", "version",
+        json_t *doc = json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "status",
+                                health_state_to_string(st), "instance", json_text(h->instance), "version",
                                 h->version ? h->version : "", "last_run", last_run, "running", running, "last_success",
                                 json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run),
                                 "watermark", json_time_or_null(h->watermark), "complete_as_of",

@@ -624,6 +624,21 @@ static void test_conninfo_errors_never_echo_password(void **state) {
 
 /* ----------------------------------------------------------- environment */
 
+static void test_instance_must_be_utf8(void **state) {
+        (void)state;
+        /* a name cut inside a character, from the environment: it would break
+         * /healthz (JSON) and /metrics labels for good */
+        setenv("SALESD_INSTANCE", "host-\xe2\x82", 1);
+        const char *err = load_bad(fixture("full.yaml"));
+        unsetenv("SALESD_INSTANCE");
+        assert_has_line(err, "environment SALESD_INSTANCE: is not valid UTF-8 text");
+        setenv("SALESD_INSTANCE", "h\xc3\xb6st-\xe2\x82\xac", 1); /* höst-€ */
+        Config *c = load_ok(fixture("full.yaml"));
+        unsetenv("SALESD_INSTANCE");
+        assert_string_equal(c->instance, "h\xc3\xb6st-\xe2\x82\xac");
+        config_free(c);
+}
+
 static void test_env_overrides(void **state) {
         (void)state;
         setenv("SALESD_OVERLAP", "1h", 1);
@@ -1253,6 +1268,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_value_table, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_conninfo_errors_never_echo_password, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_env_overrides, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_instance_must_be_utf8, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_env_overrides_bad, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_secret_files, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_credentials_directory, setup, teardown),

@@ -243,6 +243,24 @@ static void test_json_running_and_overdue(void **state) {
         assert_int_equal(health_state(&h, T0 + USEC_PER_HOUR, PERIOD), HEALTH_OK);
 }
 
+static void test_json_with_an_error_cut_inside_a_character(void **state) {
+        Health h = new_health();
+        int status = 0;
+        (void)state;
+        /* a server's message in another language, cut by bytes: /healthz must still answer */
+        RunRecord r = new_run(RUN_STATUS_FAILED, T0, USEC_PER_SEC);
+        snprintf(r.error, sizeof(r.error), "clickhouse: Ошибка \xd0");
+        health_record_run(&h, &r);
+        char *s = health_render_json(&h, T0 + USEC_PER_MINUTE, PERIOD, &status);
+        assert_non_null(s);
+        assert_int_equal(status, 200);
+        json_t *j = parse(s);
+        const char *err = json_string_value(json_object_get(json_object_get(j, "last_run"), "error"));
+        assert_string_equal(err, "clickhouse: Ошибка ?");
+        json_decref(j);
+        free(s);
+}
+
 static void test_json_with_run(void **state) {
         Health h = new_health();
         int status = 0;
@@ -566,6 +584,7 @@ int main(void) {
                 cmocka_unit_test(test_state_stale_after_success),
                 cmocka_unit_test(test_json_no_run),
                 cmocka_unit_test(test_json_with_run),
+                cmocka_unit_test(test_json_with_an_error_cut_inside_a_character),
                 cmocka_unit_test(test_json_failing_and_standby),
                 cmocka_unit_test(test_metrics_empty),
                 cmocka_unit_test(test_json_running_and_overdue),

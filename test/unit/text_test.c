@@ -59,10 +59,34 @@ static void test_parse_u64(void **state) {
         }
 }
 
+static void test_utf8_sanitize(void **state) {
+        (void)state;
+        static const struct {
+                const char *in;
+                size_t len;
+                const char *out;
+        } cases[] = {
+                { "plain", 32, "plain" },
+                { "h\xc3\xb6st \xe2\x82\xac \xf0\x9f\x98\x80", 32, "h\xc3\xb6st \xe2\x82\xac \xf0\x9f\x98\x80" },
+                { "cut \xe2\x82", 32, "cut ??" },   /* a character cut by bytes */
+                { "\xc0\x80", 32, "??" },           /* overlong NUL */
+                { "\xed\xa0\x80", 32, "???" },      /* a surrogate */
+                { "\xf4\x90\x80\x80", 32, "????" }, /* above U+10FFFF */
+                { "\xff ok", 32, "? ok" },
+                { "ab\xe2\x82\xac", 5, "ab" }, /* no room for the whole character */
+                { NULL, 8, "" },
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char buf[64];
+                assert_string_equal(text_utf8_sanitize(cases[i].in, buf, cases[i].len), cases[i].out);
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_one_line),
                 cmocka_unit_test(test_parse_u64),
+                cmocka_unit_test(test_utf8_sanitize),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
