@@ -71,9 +71,12 @@
 #define HTTP_TICK_US (1000000ull)
 /* Per-connection pool: bounds request line plus headers. */
 #define HTTP_CONNECTION_MEMORY (32 * 1024)
-/* Connections waiting while the table is full; more than the table so a
- * burst of refused clients does not crowd out a health check. */
-#define HTTP_LISTEN_BACKLOG 128
+/* Connections waiting to be accepted.  A flood (hundreds of sockets from
+ * one address, turned away by the per-address limit and reconnecting
+ * together) must not overflow the accept queue: a health check whose SYN is
+ * dropped waits a whole second for its retransmission.  The kernel caps it
+ * at net.core.somaxconn (4096 on Debian 12). */
+#define HTTP_LISTEN_BACKLOG 1024
 /* MHD's deadlines are in milliseconds; sd-event would coalesce by 250 ms. */
 #define HTTP_TIMER_ACCURACY_US 1000
 
