@@ -291,29 +291,9 @@ static void put_seconds(FILE *f, const char *name, const char *help, usec_t t) {
         fprintf(f, "%s %s\n", name, format_seconds(t, s, sizeof(s)));
 }
 
-char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t now, usec_t schedule_period) {
-        HealthState st = health_state(h, now, schedule_period);
-        char *text = NULL;
-        size_t size = 0;
+/* Runs by outcome, and their durations by trigger. */
+static void put_run_metrics(FILE *f, const Health *h) {
         char s[64];
-        FILE *f = open_memstream(&text, &size);
-
-        if (!f)
-                return NULL;
-
-        put_header(f, "salesd_build_info", "gauge", "Build and instance of this salesd; the value is always 1.");
-        fputs("salesd_build_info{version=\"", f);
-        put_label_value(f, h->version);
-        fputs("\",instance=\"", f);
-        put_label_value(f, h->instance);
-        fputs("\"} 1\n", f);
-
-        put_u64(f, "salesd_ready", "gauge", "1 once configuration and ClickHouse schema are verified.", h->ready);
-
-        put_header(f, "salesd_health_state", "gauge", "Health as served by /healthz: 1 for the current state.");
-        for (size_t i = 0; i < N_HEALTH_STATES; i++)
-                fprintf(f, "salesd_health_state{state=\"%s\"} %d\n", health_state_names[i], (HealthState)i == st);
-
         put_header(f, "salesd_runs_total", "counter", "Finished runs by outcome.");
         for (size_t i = 0; i < _RUN_STATUS_MAX; i++)
                 fprintf(f, "salesd_runs_total{status=\"%s\"} %" PRIu64 "\n", run_status_to_string((RunStatus)i),
@@ -336,7 +316,10 @@ char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t n
                         format_seconds(hd->sum, s, sizeof(s)));
                 fprintf(f, "salesd_run_duration_seconds_count{trigger=\"%s\"} %" PRIu64 "\n", trig, hd->count);
         }
+}
 
+/* Counters and gauges of the daemon's state. */
+static void put_state_metrics(FILE *f, const Health *h) {
         put_u64(f, "salesd_run_in_progress", "gauge", "1 while a run is in progress.", h->running);
         put_u64(f, "salesd_run_overdue", "gauge", "1 while the run in progress is past its deadline (run_timeout).",
                 h->running && h->running_overdue);
@@ -373,18 +356,47 @@ char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t n
         put_u64(f, "salesd_audit_mismatched_days_total", "counter",
                 "Audited days whose stored row differed from the source (recomputed by the next run).",
                 h->audit_mismatched_days_total);
+}
 
-        if (proc) {
-                put_seconds(f, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
-                            proc->start_time);
-                put_header(f, "process_cpu_seconds_total", "counter",
-                           "Total user and system CPU time spent in seconds.");
-                fprintf(f, "process_cpu_seconds_total %s\n", format_seconds(proc->cpu, s, sizeof(s)));
-                put_u64(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-                        proc->resident_memory_bytes);
-                put_u64(f, "process_open_fds", "gauge", "Number of open file descriptors.", proc->open_fds);
-                put_u64(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.", proc->max_fds);
-        }
+/* The standard process_* metrics of the Prometheus client libraries. */
+static void put_process_metrics(FILE *f, const HealthProcess *proc) {
+        char s[64];
+        put_seconds(f, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                    proc->start_time);
+        put_header(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+        fprintf(f, "process_cpu_seconds_total %s\n", format_seconds(proc->cpu, s, sizeof(s)));
+        put_u64(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+                proc->resident_memory_bytes);
+        put_u64(f, "process_open_fds", "gauge", "Number of open file descriptors.", proc->open_fds);
+        put_u64(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.", proc->max_fds);
+}
+
+char *health_render_metrics(const Health *h, const HealthProcess *proc, usec_t now, usec_t schedule_period) {
+        HealthState st = health_state(h, now, schedule_period);
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+
+        if (!f)
+                return NULL;
+
+        put_header(f, "salesd_build_info", "gauge", "Build and instance of this salesd; the value is always 1.");
+        fputs("salesd_build_info{version=\"", f);
+        put_label_value(f, h->version);
+        fputs("\",instance=\"", f);
+        put_label_value(f, h->instance);
+        fputs("\"} 1\n", f);
+
+        put_u64(f, "salesd_ready", "gauge", "1 once configuration and ClickHouse schema are verified.", h->ready);
+
+        put_header(f, "salesd_health_state", "gauge", "Health as served by /healthz: 1 for the current state.");
+        for (size_t i = 0; i < N_HEALTH_STATES; i++)
+                fprintf(f, "salesd_health_state{state=\"%s\"} %d\n", health_state_names[i], (HealthState)i == st);
+
+        put_run_metrics(f, h);
+        put_state_metrics(f, h);
+        if (proc)
+                put_process_metrics(f, proc);
 
         bool failed = ferror(f) != 0;
         if (fclose(f) != 0 || failed) {
