@@ -19,7 +19,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 # The configuration module, one job per file (lib/config_internal.h has the map).
 CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_check.c lib/config_conninfo.c \
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
-LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
+LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/detached.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
             lib/backlog.c lib/run.c lib/verify.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
@@ -56,7 +56,7 @@ SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/da
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
-unit_verify_DEPS := lib/verify.c lib/pg.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
+unit_verify_DEPS := lib/verify.c lib/pg.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv

@@ -9,13 +9,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "detached.h"
 #include "log.h"
 #include "macro.h"
 #include "text.h"
@@ -262,18 +262,13 @@ void pg_source_free(PgSource *s) {
 
 void pg_source_cancel(PgSource *s) {
         CancelKey *k = s->cancel;
-        pthread_attr_t attr;
-        pthread_t thread;
 
         if (!k)
                 return;
         atomic_fetch_add(&k->refs, 1);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int r = pthread_create(&thread, &attr, cancel_thread, k);
-        pthread_attr_destroy(&attr);
-        if (r != 0) {
-                log_debug("postgres %s: cannot start the cancel thread: %s", s->where, strerror(r));
+        int r = detached_start(cancel_thread, k);
+        if (r < 0) {
+                log_debug("postgres %s: cannot start the cancel thread: %s", s->where, strerror(-r));
                 cancel_key_unref(k);
         }
 }

@@ -555,3 +555,36 @@ def test_sighup_cannot_change_the_lock_key(salesd, pg_db, ch18_db):
     proc.wait_for("'postgres.lock_key' changed, which needs a restart")
     assert proc.alive()
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def test_stop_leaves_a_postgres_that_never_answers_behind(salesd, pg_db, ch18_db):
+    """The LISTEN connection attempt runs on a helper thread.  Against a host
+    that accepts the connection and then says nothing (a half-dead server),
+    libpq waits up to connect_timeout there; a stop waits a moment for it,
+    then exits cleanly without running the libraries' exit handlers under it
+    (and says so)."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    hole.settimeout(30)
+    try:
+        cfg = daemon_config(
+            salesd,
+            pg_db,
+            ch18_db,
+            **{
+                "notify.channel": "salesd_changes",
+                "postgres.conninfo": f"host=127.0.0.1 port={hole.getsockname()[1]} dbname=shop user=salesd",
+                "postgres.connect_timeout": "120s",
+            },
+        )
+        proc = salesd.start("run", config=cfg)
+        proc.wait_for("ready")
+        peer, _ = hole.accept()  # the attempt is connected and waiting for an answer
+        started = time.monotonic()
+        assert proc.stop(timeout=60) == 0, proc.stderr[-3000:]
+        assert time.monotonic() - started < 30  # not connect_timeout's 120 s
+        assert "still in progress on a helper thread" in proc.stderr, proc.stderr[-3000:]
+        peer.close()
+    finally:
+        hole.close()
