@@ -502,13 +502,12 @@ static int aggregate_params(const Config *c, const Day *days, size_t n, Buf *day
         return r;
 }
 
-/* One row of the aggregate: day, orders, items, revenue, cost as text. */
-static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d, char *err, size_t errlen) {
-        if (day_parse(PQgetvalue(res, row, 0), &d->day) == 0 &&
-            text_parse_u64(PQgetvalue(res, row, 1), &d->total_orders) == 0 &&
-            text_parse_u64(PQgetvalue(res, row, 2), &d->total_items_sold) == 0 &&
-            money_parse(PQgetvalue(res, row, 3), &d->total_revenue) == 0 &&
-            money_parse(PQgetvalue(res, row, 4), &d->total_cost) == 0) {
+/* One day of the aggregate from its text values: day, orders, items,
+ * revenue, cost. */
+static int parse_day_values(PgSource *s, const char *const v[5], DayStats *d, char *err, size_t errlen) {
+        if (day_parse(v[0], &d->day) == 0 && text_parse_u64(v[1], &d->total_orders) == 0 &&
+            text_parse_u64(v[2], &d->total_items_sold) == 0 && money_parse(v[3], &d->total_revenue) == 0 &&
+            money_parse(v[4], &d->total_cost) == 0) {
                 metrics_finish(d);
                 return 0;
         }
@@ -516,9 +515,16 @@ static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d,
                  "postgres %s: query 'aggregate affected days' returned values salesd cannot store exactly for day %s "
                  "(orders '%s', items '%s', revenue '%s', cost '%s'); check that quantity is an integer and "
                  "price/cost_price have at most 2 decimal places",
-                 s->where, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
-                 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
+                 s->where, v[0], v[1], v[2], v[3], v[4]);
         return -ERANGE;
+}
+
+/* One row of the aggregate: day, orders, items, revenue, cost as text. */
+static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d, char *err, size_t errlen) {
+        const char *v[5];
+        for (int c = 0; c < 5; c++)
+                v[c] = PQgetvalue(res, row, c);
+        return parse_day_values(s, v, d, err, errlen);
 }
 
 /* The span of the history in days (first to last order_date), from the
@@ -539,9 +545,44 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
         return 0;
 }
 
-/* Few days (the incremental case): per day, the orders of its two local
- * midnights through the order_date index and their items through
- * order_items(order_id): cost follows the affected days, not the history. */
+/* Few days (the incremental case).  First, per day, its completed orders
+ * through the order_date index between its two local midnights: their
+ * number and the first and last order_id. */
+#define COUNT_DAY_ORDERS                                                                                    \
+        "SELECT r.d::text, c.n::text, c.first_id::text, c.last_id::text"                                    \
+        " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi" \
+        "         FROM unnest($1::date[]) AS d) AS r"                                                       \
+        " CROSS JOIN LATERAL (SELECT count(DISTINCT o.order_id) AS n, min(o.order_id) AS first_id,"         \
+        "   max(o.order_id) AS last_id FROM %s o"                                                           \
+        "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS c"       \
+        " ORDER BY r.d"
+
+/* Then, where order ids grow with order_date (as in most shops: every day
+ * with orders has its completed orders within a range of at most
+ * DENSE_ID_FACTOR ids per order), the items of each such day: the orders
+ * and the items of its order_id range, both in order_id order from their
+ * indexes, merge-joined (or hash-joined), the day and status checked per
+ * row.  That replaces one order_items index probe per order (about 30% of
+ * the aggregate at 10,000 and 100,000 orders a day).  The day's range is a
+ * literal value ($1 timezone, $2 statuses, then day, first and last
+ * order_id of each day), so the planner estimates the rows the range
+ * holds; the day and status are FILTERs, not WHERE conditions, or the
+ * planner would take them for independent of the range, expect almost no
+ * rows and probe per order again. */
+#define SUM_DAY_ITEMS                                                           \
+        " SELECT $%1$d::date AS d, sum(i.quantity) FILTER (WHERE %6$s) AS qty," \
+        " sum(i.price * i.quantity) FILTER (WHERE %6$s) AS revenue,"            \
+        " sum(i.cost_price * i.quantity) FILTER (WHERE %6$s) AS cost"           \
+        " FROM %4$s o JOIN %5$s i ON i.order_id = o.order_id"                   \
+        " WHERE o.order_id BETWEEN $%2$d AND $%3$d AND i.order_id BETWEEN $%2$d AND $%3$d"
+#define IN_DAY_FMT                                                 \
+        "o.order_date >= ($%1$d::date::timestamp AT TIME ZONE $1)" \
+        " AND o.order_date < (($%1$d::date + 1)::timestamp AT TIME ZONE $1) AND o.status = ANY ($2::text[])"
+#define DENSE_ID_FACTOR 4
+
+/* Otherwise, per day, its orders by the order_date index and each order's
+ * items through order_items(order_id); the cost follows the affected
+ * days, not the history. */
 #define AGGREGATE_BY_PROBES                                                                                 \
         "SELECT r.d::text, s.n::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"              \
         " coalesce(s.cost, 0)::text"                                                                        \
@@ -587,46 +628,169 @@ static int choose_by_join(PgSource *s, size_t n, bool *ret, char *err, size_t er
         return 0;
 }
 
-int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
-        _cleanup_(buf_free) Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
+/* Few days, first statement: each day's completed orders, counted, with
+ * their first and last order_id; one row per day, in order. */
+static int count_day_orders(PgSource *s, const char *day_list, const char *statuses, size_t n, PGresult **ret,
+                            char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
-        char first[DAY_STRLEN] = "", after_last[DAY_STRLEN] = "";
+        if (buf_printf(&sql, COUNT_DAY_ORDERS, s->orders) < 0)
+                return -ENOMEM;
+        const char *params[] = { day_list, s->config->timezone, statuses };
+        int r = exec_params(s, "count affected days' orders", sql.data, 3, params, &res, err, errlen);
+        if (r < 0)
+                return r;
+        if ((size_t)PQntuples(res) != n) {
+                snprintf(err, errlen, "postgres %s: query 'count affected days' orders' returned %d days, expected %zu",
+                         s->where, PQntuples(res), n);
+                return -EIO;
+        }
+        *ret = TAKE_PTR(res);
+        return 0;
+}
+
+/* Whether row i of the counts has its orders within a dense order_id range
+ * (or none). */
+static bool day_ids_dense(PGresult *counts, int i) {
+        uint64_t n = 0;
+        const char *first = PQgetvalue(counts, i, 2), *last = PQgetvalue(counts, i, 3);
+        char *end_first = NULL, *end_last = NULL;
+        if (text_parse_u64(PQgetvalue(counts, i, 1), &n) < 0)
+                return false;
+        if (n == 0)
+                return true;
+        errno = 0;
+        long long lo = strtoll(first, &end_first, 10), hi = strtoll(last, &end_last, 10);
+        if (errno != 0 || !*first || *end_first || !*last || *end_last || hi < lo)
+                return false;
+        return (uint64_t)hi - (uint64_t)lo < DENSE_ID_FACTOR * n;
+}
+
+/* Few days, second statement: the items of the days that have orders
+ * (*ret stays NULL when none has). */
+static int sum_day_items(PgSource *s, PGresult *counts, const char *statuses, PGresult **ret, char *err,
+                         size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        int rows = PQntuples(counts), n_params = 2;
+        int r = buf_puts(&sql, "SELECT s.d::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"
+                               " coalesce(s.cost, 0)::text FROM (");
+        _cleanup_free_ const char **params = calloc(2 + 3 * (size_t)rows, sizeof(char *));
+        if (!params)
+                return -ENOMEM;
+        params[0] = s->config->timezone, params[1] = statuses;
+        for (int i = 0; i < rows && r == 0; i++) {
+                char in_day[256];
+                if (strcmp(PQgetvalue(counts, i, 1), "0") == 0)
+                        continue;
+                snprintf(in_day, sizeof(in_day), IN_DAY_FMT, n_params + 1);
+                r = buf_puts(&sql, n_params > 2 ? " UNION ALL" : "");
+                if (r == 0)
+                        r = buf_printf(&sql, SUM_DAY_ITEMS, n_params + 1, n_params + 2, n_params + 3, s->orders,
+                                       s->items, in_day);
+                for (int c = 0; c < 3; c++)
+                        params[n_params++] = PQgetvalue(counts, i, c == 0 ? 0 : c + 1);
+        }
+        if (r == 0)
+                r = buf_puts(&sql, ") AS s ORDER BY s.d");
+        if (r < 0)
+                return r;
+        if (n_params == 2)
+                return 0;
+        return exec_params(s, "aggregate affected days", sql.data, n_params, params, ret, err, errlen);
+}
+
+/* The counts of the days joined with the sums of those with orders. */
+static int merge_counts_sums(PgSource *s, PGresult *counts, PGresult *items, DayStats *out, char *err, size_t errlen) {
+        int r = 0, j = 0, n_items = items ? PQntuples(items) : 0;
+        for (int i = 0; i < PQntuples(counts) && r == 0; i++) {
+                const char *v[5] = { PQgetvalue(counts, i, 0), PQgetvalue(counts, i, 1), "0", "0", "0" };
+                if (strcmp(v[1], "0") != 0) {
+                        if (j >= n_items || strcmp(PQgetvalue(items, j, 0), v[0]) != 0) {
+                                snprintf(err, errlen,
+                                         "postgres %s: query 'aggregate affected days' returned no row for day %s",
+                                         s->where, v[0]);
+                                return -EIO;
+                        }
+                        for (int c = 1; c < 4; c++)
+                                v[c + 1] = PQgetvalue(items, j, c);
+                        j++;
+                }
+                r = parse_day_values(s, v, &out[i], err, errlen);
+        }
+        return r;
+}
+
+/* One statement that returns every day's row (day, orders, items, revenue,
+ * cost), in order. */
+static int aggregate_rows(PgSource *s, const char *sql, int n_params, const char *const *params, size_t n,
+                          DayStats *out, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = exec_params(s, "aggregate affected days", sql, n_params, params, &res, err, errlen);
+        if (r < 0)
+                return r;
+        size_t rows = (size_t)PQntuples(res);
+        if (rows != n) {
+                snprintf(err, errlen, "postgres %s: query 'aggregate affected days' returned %zu days, expected %zu",
+                         s->where, rows, n);
+                return -EIO;
+        }
+        for (size_t i = 0; i < rows && r == 0; i++)
+                r = parse_aggregate_row(s, res, (int)i, &out[i], err, errlen);
+        return r;
+}
+
+/* Few days: the orders of each day counted; where their ids are dense, the
+ * items of their ranges summed, else every order's items probed. */
+static int aggregate_few_days(PgSource *s, const char *day_list, const char *statuses, size_t n, DayStats *out,
+                              char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *counts = NULL, *items = NULL;
+        _cleanup_(buf_free) Buf sql = { 0 };
+        bool dense = true;
+        int r = count_day_orders(s, day_list, statuses, n, &counts, err, errlen);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < (int)n && dense; i++)
+                dense = day_ids_dense(counts, i);
+        if (!dense) {
+                const char *params[] = { day_list, s->config->timezone, statuses };
+                log_debug("postgres %s: order ids do not follow order_date; probing each order's items", s->where);
+                if (buf_printf(&sql, AGGREGATE_BY_PROBES, s->orders, s->items) < 0)
+                        return -ENOMEM;
+                return aggregate_rows(s, sql.data, 3, params, n, out, err, errlen);
+        }
+        r = sum_day_items(s, counts, statuses, &items, err, errlen);
+        return r < 0 ? r : merge_counts_sums(s, counts, items, out, err, errlen);
+}
+
+/* Many days: one statement, one row per day. */
+static int aggregate_many_days(PgSource *s, const Day *days, const char *day_list, const char *statuses, size_t n,
+                               DayStats *out, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        char first[DAY_STRLEN], after_last[DAY_STRLEN];
+        day_format(days[0], first);
+        day_format(days[n - 1] + 1, after_last);
+        if (buf_printf(&sql, AGGREGATE_BY_JOIN, s->orders, s->items) < 0)
+                return -ENOMEM;
+        const char *params[] = { day_list, s->config->timezone, statuses, first, after_last };
+        return aggregate_rows(s, sql.data, 5, params, n, out, err, errlen);
+}
+
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf day_list = { 0 }, statuses = { 0 };
         bool by_join = false;
         int r = aggregate_params(s->config, days, n, &day_list, &statuses);
         if (r == 0)
                 r = choose_by_join(s, n, &by_join, err, errlen);
         if (r < 0)
                 return r;
-        if (by_join) {
-                day_format(days[0], first);
-                day_format(days[n - 1] + 1, after_last);
-        }
-        /* clang-format off */
-        r = by_join ? buf_printf(&sql, AGGREGATE_BY_JOIN, s->orders, s->items)
-                    : buf_printf(&sql, AGGREGATE_BY_PROBES, s->orders, s->items);
-        /* clang-format on */
-        if (r < 0)
-                return r;
-        const char *params[] = { day_list.data, s->config->timezone, statuses.data, first, after_last };
-        log_debug("postgres %s: aggregating %zu days by %s", s->where, n, by_join ? "one join" : "per-day probes");
-        r = exec_params(s, "aggregate affected days", sql.data, by_join ? 5 : 3, params, &res, err, errlen);
-        if (r < 0)
-                return r;
-
-        size_t rows = (size_t)PQntuples(res);
-        _cleanup_free_ DayStats *out = calloc(rows + 1, sizeof(DayStats));
+        _cleanup_free_ DayStats *out = calloc(n + 1, sizeof(DayStats));
         if (!out)
                 return -ENOMEM;
-        for (size_t i = 0; i < rows; i++) {
-                r = parse_aggregate_row(s, res, (int)i, &out[i], err, errlen);
-                if (r < 0)
-                        return r;
-        }
-        if (rows != n) {
-                snprintf(err, errlen, "postgres %s: query 'aggregate affected days' returned %zu days, expected %zu",
-                         s->where, rows, n);
-                return -EIO;
-        }
+        log_debug("postgres %s: aggregating %zu days by %s", s->where, n, by_join ? "one join" : "day ranges");
+        r = by_join ? aggregate_many_days(s, days, day_list.data, statuses.data, n, out, err, errlen)
+                    : aggregate_few_days(s, day_list.data, statuses.data, n, out, err, errlen);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(out);
         return 0;
 }
