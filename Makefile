@@ -73,7 +73,7 @@ TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-contain
                  prometheus prometheus-alertmanager \
                  debhelper dpkg-dev fakeroot lintian mandoc
 
-.PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
+.PHONY: all test unit integration demo bench bench-large bench-medium deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
         man-check alerts-check
 .DELETE_ON_ERROR:
@@ -212,12 +212,16 @@ demo: deps-demo all venv
 	$(VENV)/bin/python test/harness/demo.py --salesd $(CURDIR)/$(BUILD)/salesd
 
 # bench: small profile (30 days x 10k orders/day, a few minutes); bench-large:
-# 60 days x 100k orders/day (~4 GB in the temp dir, longer).  Both write build/bench-<profile>.txt.
+# 60 days x 100k orders/day (~4 GB in the temp dir, longer); bench-medium: 10 days x 100k
+# orders/day (~0.6 GB).  Each writes build/bench-<profile>.txt.
 bench: deps-bench all venv
 	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile small
 
 bench-large: deps-bench all venv
 	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile large
+
+bench-medium: deps-bench all venv
+	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile medium
 
 # Prints what it is about to install, then installs it (sudo when not root).
 define apt_install
