@@ -1,9 +1,10 @@
 /* The Postgres source (SPEC §1, §4): one connection per run, the advisory
  * lock, the late-commit guard, and the run's REPEATABLE READ, READ ONLY
  * snapshot in which the affected days are found and aggregated.  Every
- * aggregate is computed by Postgres in one query over exact numerics, shaped
- * to be driven by the orders.order_date index and order_items(order_id), so a
- * run costs what changed, not the size of the history.
+ * aggregate is computed by Postgres over exact numerics, shaped to be driven
+ * by the orders.order_date index, each day's order_id range and
+ * order_items(order_id), so a run costs what changed, not the size of the
+ * history.
  *
  * Errors name the server (host, port, database) and the query; passwords
  * never appear.  Connection failures return -ECONNREFUSED so callers can map
@@ -67,13 +68,13 @@ int pg_source_check_lock(PgSource *s, int64_t key, char *err, size_t errlen);
 int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen);
 
-/* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off. */
-int pg_source_begin(PgSource *s, char *err, size_t errlen);
+/* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off;
+ * then the server's clock_timestamp() in microseconds since the epoch, read
+ * by the transaction's first query (which takes its snapshot); one round
+ * trip. */
+int pg_source_begin(PgSource *s, uint64_t *ret_clock_usec, char *err, size_t errlen);
 int pg_source_commit(PgSource *s, char *err, size_t errlen);
 void pg_source_rollback(PgSource *s);
-
-/* The server's clock_timestamp() in microseconds since the epoch. */
-int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen);
 
 /* Days to recompute (sorted, unique, malloc'd): today and reconcile_days
  * before it (in c->timezone, by the server's clock), plus the days of
