@@ -556,23 +556,21 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
  * with orders has its completed orders within a range of at most
  * DENSE_ID_FACTOR ids per order), the items of each such day: the orders
  * and the items of its order_id range, both in order_id order from their
- * indexes, merge-joined (or hash-joined), the day and status checked per
- * row.  That replaces one order_items index probe per order (about 30% of
- * the aggregate at 10,000 and 100,000 orders a day).  The day's range is a
- * literal value ($1 timezone, $2 statuses, then day, first and last
- * order_id of each day), so the planner estimates the rows the range
- * holds; the day and status are FILTERs, not WHERE conditions, or the
- * planner would take them for independent of the range, expect almost no
- * rows and probe per order again. */
-#define SUM_DAY_ITEMS                                                           \
-        " SELECT $%1$d::date AS d, sum(i.quantity) FILTER (WHERE %6$s) AS qty," \
-        " sum(i.price * i.quantity) FILTER (WHERE %6$s) AS revenue,"            \
-        " sum(i.cost_price * i.quantity) FILTER (WHERE %6$s) AS cost"           \
-        " FROM %4$s o JOIN %5$s i ON i.order_id = o.order_id"                   \
-        " WHERE o.order_id BETWEEN $%2$d AND $%3$d AND i.order_id BETWEEN $%2$d AND $%3$d"
-#define IN_DAY_FMT                                                 \
-        "o.order_date >= ($%1$d::date::timestamp AT TIME ZONE $1)" \
-        " AND o.order_date < (($%1$d::date + 1)::timestamp AT TIME ZONE $1) AND o.status = ANY ($2::text[])"
+ * indexes, merge-joined (or hash-joined), the orders checked for the day
+ * and the status.  That replaces one order_items index probe per order:
+ * about a third less work for the aggregate at 10,000 and at 100,000
+ * orders a day.  The range is a literal value ($1 timezone, $2 statuses,
+ * then day, first and last order_id of each day), so the planner estimates
+ * the rows it holds.  The day and status check is wrapped in coalesce() (a
+ * NULL is false either way), which the planner estimates at one half: as
+ * plain conditions it would take them for independent of the range,
+ * expect a handful of orders and probe their items one by one again. */
+#define SUM_DAY_ITEMS                                                                                      \
+        " SELECT $%1$d::date AS d, sum(i.quantity) AS qty, sum(i.price * i.quantity) AS revenue,"         \
+        " sum(i.cost_price * i.quantity) AS cost FROM %4$s o JOIN %5$s i ON i.order_id = o.order_id"       \
+        " WHERE o.order_id BETWEEN $%2$d AND $%3$d AND i.order_id BETWEEN $%2$d AND $%3$d"                 \
+        " AND coalesce(o.order_date >= ($%1$d::date::timestamp AT TIME ZONE $1)"                           \
+        " AND o.order_date < (($%1$d::date + 1)::timestamp AT TIME ZONE $1) AND o.status = ANY ($2::text[]), false)"
 #define DENSE_ID_FACTOR 4
 
 /* Otherwise, per day, its orders by the order_date index and each order's
@@ -674,14 +672,12 @@ static int sum_day_items(PgSource *s, PGresult *counts, const char *statuses, PG
                 return -ENOMEM;
         params[0] = s->config->timezone, params[1] = statuses;
         for (int i = 0; i < rows && r == 0; i++) {
-                char in_day[256];
                 if (strcmp(PQgetvalue(counts, i, 1), "0") == 0)
                         continue;
-                snprintf(in_day, sizeof(in_day), IN_DAY_FMT, n_params + 1);
                 r = buf_puts(&sql, n_params > 2 ? " UNION ALL" : "");
                 if (r == 0)
                         r = buf_printf(&sql, SUM_DAY_ITEMS, n_params + 1, n_params + 2, n_params + 3, s->orders,
-                                       s->items, in_day);
+                                       s->items);
                 for (int c = 0; c < 3; c++)
                         params[n_params++] = PQgetvalue(counts, i, c == 0 ? 0 : c + 1);
         }
