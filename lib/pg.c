@@ -565,11 +565,11 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
  * NULL is false either way), which the planner estimates at one half: as
  * plain conditions it would take them for independent of the range,
  * expect a handful of orders and probe their items one by one again. */
-#define SUM_DAY_ITEMS                                                                                      \
-        " SELECT $%1$d::date AS d, sum(i.quantity) AS qty, sum(i.price * i.quantity) AS revenue,"         \
-        " sum(i.cost_price * i.quantity) AS cost FROM %4$s o JOIN %5$s i ON i.order_id = o.order_id"       \
-        " WHERE o.order_id BETWEEN $%2$d AND $%3$d AND i.order_id BETWEEN $%2$d AND $%3$d"                 \
-        " AND coalesce(o.order_date >= ($%1$d::date::timestamp AT TIME ZONE $1)"                           \
+#define SUM_DAY_ITEMS                                                                                \
+        " SELECT $%1$d::date AS d, sum(i.quantity) AS qty, sum(i.price * i.quantity) AS revenue,"    \
+        " sum(i.cost_price * i.quantity) AS cost FROM %4$s o JOIN %5$s i ON i.order_id = o.order_id" \
+        " WHERE o.order_id BETWEEN $%2$d AND $%3$d AND i.order_id BETWEEN $%2$d AND $%3$d"           \
+        " AND coalesce(o.order_date >= ($%1$d::date::timestamp AT TIME ZONE $1)"                     \
         " AND o.order_date < (($%1$d::date + 1)::timestamp AT TIME ZONE $1) AND o.status = ANY ($2::text[]), false)"
 #define DENSE_ID_FACTOR 4
 
