@@ -337,19 +337,12 @@ int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *re
         return 0;
 }
 
-int pg_source_begin(PgSource *s, uint64_t *ret_clock_usec, char *err, size_t errlen) {
-        /* Three statements in one simple query, one round trip: the results
-         * of the first two are not needed, PQexec() returns the last one
-         * (or the first error).  JIT compilation alone cost ~70 ms per run
-         * for queries this small. */
-        log_debug("postgres %s: begin", s->where);
-        _cleanup_(PQclearp) PGresult *res =
-                PQexec(s->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off;"
-                                " SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint");
-        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-                return query_failed(s, "begin", TAKE_PTR(res), err, errlen);
-        *ret_clock_usec = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
-        return 0;
+int pg_source_begin(PgSource *s, char *err, size_t errlen) {
+        int r = exec_params(s, "begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL, err, errlen);
+        if (r < 0)
+                return r;
+        /* JIT compilation alone cost ~70 ms per run for queries this small. */
+        return exec_params(s, "set jit", "SET LOCAL jit = off", 0, NULL, NULL, err, errlen);
 }
 
 int pg_source_commit(PgSource *s, char *err, size_t errlen) {
@@ -360,6 +353,17 @@ void pg_source_rollback(PgSource *s) {
         if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
                 return;
         PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen) {
+        PGresult *res;
+        int r = exec_params(s, "clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", 0, NULL,
+                            &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        PQclear(res);
+        return 0;
 }
 
 static int append_array_literal(Buf *b, const char *const *items, size_t n) {
@@ -384,7 +388,7 @@ static int append_array_literal(Buf *b, const char *const *items, size_t n) {
  * and scan all orders). */
 static int build_changed_days(PgSource *s, Buf *sql) {
         int r = buf_printf(sql,
-                           "SELECT DISTINCT d::text AS d FROM ("
+                           "SELECT DISTINCT d::text FROM ("
                            " SELECT (now() AT TIME ZONE $2)::date - g AS d FROM generate_series(0, $3::int) AS g"
                            " UNION ALL SELECT (o.order_date AT TIME ZONE $2)::date FROM %s o"
                            "  WHERE o.updated_at > $1::timestamptz"
@@ -410,7 +414,7 @@ static int build_all_days(PgSource *s, Buf *sql) {
                            " UNION ALL SELECT (SELECT (min(o.order_date) AT TIME ZONE $1)::date FROM %1$s o"
                            "   WHERE o.order_date >= ((od.d + 1)::timestamp AT TIME ZONE $1))"
                            "  FROM od WHERE od.d IS NOT NULL)"
-                           " SELECT DISTINCT d::text AS d FROM ("
+                           " SELECT DISTINCT d::text FROM ("
                            " SELECT (now() AT TIME ZONE $1)::date - g AS d FROM generate_series(0, $2::int) AS g"
                            " UNION ALL SELECT d FROM od WHERE d IS NOT NULL",
                            s->orders);
@@ -435,20 +439,26 @@ static int parse_days(PgSource *s, PGresult *res, Day **ret_days, size_t *ret_n,
         return 0;
 }
 
-/* The greatest updated_at/changed_at in the snapshot ("" when no rows), as
- * a one-row subquery with column g. */
-static int build_max_changed(PgSource *s, Buf *sql) {
-        int r = buf_printf(sql,
-                           "(SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s),"
-                           " (SELECT max(updated_at) FROM %s)",
-                           s->orders, s->items);
+/* The greatest updated_at/changed_at in the snapshot ("" when no rows). */
+static int read_max_changed(PgSource *s, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = buf_printf(
+                &sql,
+                "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
+                s->orders, s->items);
         if (r == 0 && s->tombstones)
-                r = buf_printf(sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
-        return r < 0 ? r : buf_puts(sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '') AS g) AS m");
+                r = buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
+        if (r == 0)
+                r = buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')");
+        if (r == 0)
+                r = exec_params(s, "greatest change", sql.data, 0, NULL, &res, err, errlen);
+        if (r < 0)
+                return r;
+        snprintf(ret, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 0));
+        return 0;
 }
 
-/* The affected days, each row with the greatest change as a second column
- * (one round trip for both; the days always include today). */
 int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
                             char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 };
@@ -459,21 +469,16 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
 
         snprintf(reconcile, sizeof(reconcile), "%u", s->config->reconcile_days);
         const char *params[] = { since, s->config->timezone, reconcile };
-        int r = buf_puts(&sql, "SELECT x.d, m.g FROM (");
-        if (r == 0)
-                r = since ? build_changed_days(s, &sql) : build_all_days(s, &sql);
-        if (r == 0)
-                r = buf_puts(&sql, ") AS x CROSS JOIN ");
-        if (r == 0)
-                r = build_max_changed(s, &sql);
+        int r = since ? build_changed_days(s, &sql) : build_all_days(s, &sql);
         if (r == 0)
                 r = since ? exec_params(s, "affected days", sql.data, 3, params, &res, err, errlen)
                           : exec_params(s, "affected days", sql.data, 2, params + 1, &res, err, errlen);
         if (r == 0)
                 r = parse_days(s, res, &days, &n, err, errlen);
+        if (r == 0)
+                r = read_max_changed(s, ret_max_changed, err, errlen);
         if (r < 0)
                 return r;
-        snprintf(ret_max_changed, WATERMARK_STRLEN, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 1) : "");
         *ret_days = TAKE_PTR(days);
         *ret_n = n;
         return 0;

@@ -68,13 +68,13 @@ int pg_source_check_lock(PgSource *s, int64_t key, char *err, size_t errlen);
 int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen);
 
-/* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off;
- * then the server's clock_timestamp() in microseconds since the epoch, read
- * by the transaction's first query (which takes its snapshot); one round
- * trip. */
-int pg_source_begin(PgSource *s, uint64_t *ret_clock_usec, char *err, size_t errlen);
+/* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off. */
+int pg_source_begin(PgSource *s, char *err, size_t errlen);
 int pg_source_commit(PgSource *s, char *err, size_t errlen);
 void pg_source_rollback(PgSource *s);
+
+/* The server's clock_timestamp() in microseconds since the epoch. */
+int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen);
 
 /* Days to recompute (sorted, unique, malloc'd): today and reconcile_days
  * before it (in c->timezone, by the server's clock), plus the days of

@@ -173,7 +173,9 @@ static int find_affected_days(Run *run) {
 /* Step 3: one REPEATABLE READ snapshot: the clock (the run's version), the
  * affected days, their aggregates. */
 static int run_snapshot(Run *run) {
-        int r = pg_source_begin(run->pg, &run->version, run->err, sizeof(run->err));
+        int r = pg_source_begin(run->pg, run->err, sizeof(run->err));
+        if (r == 0)
+                r = pg_source_clock_usec(run->pg, &run->version, run->err, sizeof(run->err));
         if (r == 0)
                 r = run->options->days ? copy_named_days(run) : find_affected_days(run);
         if (r == 0)

@@ -212,7 +212,9 @@ int verify_days(const Config *c, const Day *days, size_t n, const atomic_bool *c
         memcpy(k.days, days, n * sizeof(Day));
         int r = check_connect(&k, cancel, err, errlen);
         if (r == 0)
-                r = pg_source_begin(k.pg, &k.clock, err, errlen);
+                r = pg_source_begin(k.pg, err, errlen);
+        if (r == 0)
+                r = pg_source_clock_usec(k.pg, &k.clock, err, errlen);
         if (r == 0)
                 r = check_finish(&k, cancel, ret, err, errlen);
         if (r < 0 && k.pg)
@@ -261,7 +263,9 @@ int verify_audit(const Config *c, const atomic_bool *cancel, VerifyResult *ret, 
                 r = sink_read_watermark(k.sink, watermark, err, errlen);
         if (r < 0 || !*watermark)
                 return r; /* before the first watermark every day is still to be written */
-        r = pg_source_begin(k.pg, &k.clock, err, errlen);
+        r = pg_source_begin(k.pg, err, errlen);
+        if (r == 0)
+                r = pg_source_clock_usec(k.pg, &k.clock, err, errlen);
         if (r == 0)
                 r = audit_pick(&k, watermark, err, errlen);
         if (r == 0)
