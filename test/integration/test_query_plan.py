@@ -2,10 +2,12 @@
 
 A year of generated history, then a normal (incremental) run with
 auto_explain logging every plan of the salesd role: the per-day aggregate
-must reach orders through the order_date index and items through the
-order_items(order_id) index, never scan order_items sequentially, and read
-a number of items proportional to the affected days, not to the history.
-No statement of the run may scan the whole orders table either.
+must read items through the order_items(order_id) index, one range scan per
+day rather than one probe per order, never scan order_items sequentially,
+and read a number of items proportional to the affected days, not to the
+history.  No statement of the run may scan the whole orders table either.
+When a day's order ids do not follow order_date (backdated orders), the
+aggregate falls back to per-order probes rather than read the id range.
 """
 
 from __future__ import annotations
