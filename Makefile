@@ -1,4 +1,4 @@
-# salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
+# salesd — one explicit Makefile.  Targets: all test demo bench bench-medium bench-large deps install
 # uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check, alerts-check,
 # lintian, airflow-venv, deps-demo).
 PREFIX ?= /usr/local
