@@ -75,7 +75,7 @@ TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-contain
 
 .PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
-        man-check alerts-check
+        man-check alerts-check dashboards-check
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -167,6 +167,20 @@ cppcheck: $(BUILD)/gen/schema_sql.h
 alerts-check:
 	cd contrib/prometheus && promtool check rules salesd-alerts.yml && promtool test rules salesd-alerts.test.yml
 
+# The shipped Grafana dashboard against Grafana's published dashboard schema
+# (@grafana/schema's types, checked by the TypeScript compiler; both pinned by
+# test/grafana/package-lock.json), with a self-test that broken copies fail.
+GRAFANA_CHECK := $(BUILD)/grafana-check
+GRAFANA_LOCK_HASH = $(shell cat test/grafana/package.json test/grafana/package-lock.json | sha256sum | cut -c1-16)
+$(GRAFANA_CHECK)/.stamp-%:
+	rm -rf $(GRAFANA_CHECK) && mkdir -p $(GRAFANA_CHECK)
+	cp test/grafana/package.json test/grafana/package-lock.json $(GRAFANA_CHECK)/
+	cd $(GRAFANA_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+dashboards-check: $(GRAFANA_CHECK)/.stamp-$(GRAFANA_LOCK_HASH)
+	cd $(GRAFANA_CHECK) && NODE_PATH=$(CURDIR)/$(GRAFANA_CHECK)/node_modules \
+	  node $(CURDIR)/test/grafana/check-dashboard.cjs --self-test $(addprefix $(CURDIR)/,$(GRAFANA_DASHBOARDS))
+
 # ---- Python venvs (pinned requirements files) ----
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: test/requirements.txt
@@ -202,7 +216,7 @@ integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check
+	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check dashboards-check
 	$(MAKE) deb lintian
 	$(MAKE) unit
 	$(MAKE) integration
@@ -248,6 +262,8 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 AIRFLOW_DAGS := $(wildcard airflow/dags/*.py) airflow/dags/.airflowignore
 # Prometheus alert rules and their promtool unit tests.
 CONTRIB := $(wildcard contrib/prometheus/*.yml)
+# The Grafana dashboard (docs/dashboards.md).
+GRAFANA_DASHBOARDS := $(wildcard contrib/grafana/*.json)
 DOCS := README.md $(wildcard docs/*.md)
 
 install: $(BUILD)/salesd
@@ -258,6 +274,7 @@ install: $(BUILD)/salesd
 	install -m 0644 $(SQL_CH) $(DESTDIR)$(DATADIR)/sql/clickhouse/
 	install -m 0644 $(AIRFLOW_DAGS) $(DESTDIR)$(DATADIR)/airflow/
 	$(if $(CONTRIB),install -d $(DESTDIR)$(DATADIR)/contrib/prometheus && install -m 0644 $(CONTRIB) $(DESTDIR)$(DATADIR)/contrib/prometheus/)
+	$(if $(GRAFANA_DASHBOARDS),install -d $(DESTDIR)$(DATADIR)/contrib/grafana && install -m 0644 $(GRAFANA_DASHBOARDS) $(DESTDIR)$(DATADIR)/contrib/grafana/)
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(UNITDIR)/salesd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/salesd.service
@@ -271,7 +288,7 @@ install: $(BUILD)/salesd
 # Built from a copy of the tree under $(BUILD)/deb, so dpkg-buildpackage's
 # output (it writes next to the source directory) and debian/'s build
 # leftovers stay out of the checkout.
-DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(DOCS) $(MANPAGES) \
+DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(GRAFANA_DASHBOARDS) $(DOCS) $(MANPAGES) \
               systemd/salesd.service config/salesd.yaml completion/salesd.bash Makefile VERSION \
               $(wildcard debian/* debian/source/*)
 deb: $(DEB)
