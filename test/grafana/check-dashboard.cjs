@@ -64,15 +64,14 @@ type PromQuery = Base & {
   interval?: string;
   editorMode?: 'code' | 'builder';
 };
-/* grafana-clickhouse-datasource 4.x, raw SQL editor; format 0 = time
- * series, 1 = table. */
+/* grafana-clickhouse-datasource 4.x, raw SQL editor: format 0 with
+ * queryType timeseries, or 1 with table. */
 type ClickHouseQuery = Base & {
   datasource: { type: 'grafana-clickhouse-datasource'; uid: string };
   editorType: 'sql';
   rawSql: string;
-  format: 0 | 1;
   pluginVersion?: string;
-};
+} & ({ format: 0; queryType: 'timeseries' } | { format: 1; queryType: 'table' });
 type Query = PromQuery | ClickHouseQuery;
 `;
 
@@ -173,6 +172,10 @@ const BREAKAGES = {
   'a ClickHouse query with a numeric rawSql': (d) => {
     const t = d.panels.flatMap((x) => x.targets || []).find((q) => q.rawSql);
     t.rawSql = 1;
+  },
+  'a time series ClickHouse query with the table format': (d) => {
+    const t = d.panels.flatMap((x) => x.targets || []).find((q) => q.queryType === 'timeseries');
+    t.format = 1;
   },
   'a variable of an unknown type': (d) => {
     d.templating.list[0].type = 'datasourcee';

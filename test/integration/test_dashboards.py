@@ -100,12 +100,24 @@ def test_queries_use_final_or_the_view_and_have_expected_columns():
         for m in re.finditer(r"\bdaily_sales_stats(_latest)?\b(\s+FINAL)?", text):
             assert m[1] or m[2], f"{title}: daily_sales_stats read without FINAL or the view"
         assert t["editorType"] == "sql" and t["datasource"]["uid"] == "${ds_clickhouse}", title
+        # a time series query returns its time column first
+        if t["format"] == 0:
+            assert SQL_COLUMNS[title][0] == "time", title
     for _, t in targets("prometheus"):
         assert t["datasource"]["uid"] == "${ds_prometheus}"
     names = {v["name"] for v in dashboard()["templating"]["list"]}
     assert names == {"ds_clickhouse", "ch_database", "ds_prometheus", "job", "instance"}
     ids = [p["id"] for p in dashboard()["panels"]]
     assert len(ids) == len(set(ids))
+    # panels tile the 24-column grid without overlapping
+    cells = {}
+    for p in dashboard()["panels"]:
+        g = p["gridPos"]
+        assert 0 <= g["x"] and g["x"] + g["w"] <= 24, p["title"]
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{p['title']} overlaps {cells[(x, y)]}"
+                cells[(x, y)] = p["title"]
 
 
 # ---- every SQL query, on both backends, after real runs
