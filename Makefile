@@ -172,7 +172,11 @@ alerts-check:
 # test/grafana/package-lock.json), with a self-test that broken copies fail.
 GRAFANA_CHECK := $(BUILD)/grafana-check
 GRAFANA_LOCK_HASH = $(shell cat test/grafana/package.json test/grafana/package-lock.json | sha256sum | cut -c1-16)
+# Node.js and npm are the machine's (not in TEST_PACKAGES: Debian's nodejs
+# would not bring npm, and Debian's npm conflicts with a NodeSource nodejs).
 $(GRAFANA_CHECK)/.stamp-%:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "dashboards-check needs Node.js (>= 14.17) and npm on PATH"; exit 1; }
 	rm -rf $(GRAFANA_CHECK) && mkdir -p $(GRAFANA_CHECK)
 	cp test/grafana/package.json test/grafana/package-lock.json $(GRAFANA_CHECK)/
 	cd $(GRAFANA_CHECK) && npm ci --no-audit --no-fund --loglevel=error
