@@ -88,6 +88,30 @@ static int load_defaults(Loader *l) {
         return 0;
 }
 
+/* Reads at most CONFIG_MAX_BYTES + 1 bytes: one more says the file is too
+ * large (a regular file or not: a FIFO has no size to check up front). */
+static int read_capped(Loader *l, FILE *f, unsigned char **ret, size_t *ret_len) {
+        _cleanup_free_ unsigned char *buf = malloc(CONFIG_MAX_BYTES + 1);
+        if (!buf)
+                return -ENOMEM;
+        size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+        if (ferror(f)) {
+                int e = errno ? errno : EIO;
+                loader_add(l, "%s: cannot read configuration file: %s", l->path, strerror(e));
+                return -e;
+        }
+        if (n > CONFIG_MAX_BYTES) {
+                loader_add(l,
+                           "%s: larger than %d bytes (1 MiB), too large for a salesd configuration (is -c the "
+                           "right file?)",
+                           l->path, CONFIG_MAX_BYTES);
+                return -EFBIG;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = n;
+        return 0;
+}
+
 static int load_file(Loader *l) {
         _cleanup_(fclosep) FILE *f = fopen(l->path, "re");
         struct stat st;
@@ -101,7 +125,12 @@ static int load_file(Loader *l) {
                            l->path);
                 return -EISDIR;
         }
-        int r = config_yaml_load(l, f);
+        _cleanup_free_ unsigned char *buf = NULL;
+        size_t len = 0;
+        int r = read_capped(l, f, &buf, &len);
+        if (r < 0)
+                return r == -EFBIG ? -EINVAL : r;
+        r = config_yaml_load(l, buf, len);
         return r == -ENOMEM ? r : 0;
 }
 

@@ -137,6 +137,13 @@ void loader_add(Loader *l, const char *fmt, ...) __attribute__((format(printf, 2
 /* Reports a problem with key ki at its origin. */
 void loader_key_error(Loader *l, size_t ki, const char *msg);
 
-/* config_yaml.c: walks the file into l->config.  Returns 0 (problems are in
- * l), -EINVAL on a syntax error (reported) or -ENOMEM. */
-int config_yaml_load(Loader *l, FILE *f);
+/* Limits on a configuration file, so that a wrong path or a hostile file
+ * cannot stall loading (on SIGHUP, the daemon's loop): its size, and how
+ * deeply nodes nest (salesd's own settings nest 3 deep: section, key, list). */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define CONFIG_MAX_DEPTH 32
+
+/* config_yaml.c: walks the file's text (len bytes, at most CONFIG_MAX_BYTES)
+ * into l->config.  Returns 0 (problems are in l), -EINVAL on a syntax error
+ * or nesting deeper than CONFIG_MAX_DEPTH (reported) or -ENOMEM. */
+int config_yaml_load(Loader *l, const unsigned char *buf, size_t len);
