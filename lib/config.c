@@ -75,11 +75,27 @@ void config_free(Config *c) {
         free(c);
 }
 
+/* A string default its validator refuses on this machine (the check looks
+ * at the system, as the time zone's does) is stored as it is; the final
+ * checks report it unless the file or the environment replaces it. */
+static int set_default_unchecked(Loader *l, size_t ki) {
+        char **dst = config_field(l->config, &config_keys[ki]);
+        char *s = strdup(config_keys[ki].def);
+        if (!s)
+                return -ENOMEM;
+        free(*dst);
+        *dst = s;
+        l->origin[ki].bad_default = true;
+        return 0;
+}
+
 static int load_defaults(Loader *l) {
         char msg[512];
         for (size_t i = 0; i < config_n_keys; i++) {
                 int r = config_value_set(l->config, &config_keys[i], config_keys[i].def, msg, sizeof(msg));
-                /* The defaults are part of the table; a bad one is a bug. */
+                if (r == -EINVAL && config_keys[i].type == KEY_STRING && config_keys[i].check)
+                        r = set_default_unchecked(l, i);
+                /* Otherwise the defaults are part of the table; a bad one is a bug. */
                 if (r < 0) {
                         loader_add(l, "%s: internal error: default of key '%s': %s", l->path, config_keys[i].name, msg);
                         return r == -ENOMEM ? r : -EINVAL;
@@ -141,6 +157,7 @@ static void apply_environment(Loader *l) {
                 const char *v = getenv(name);
                 if (!v)
                         continue;
+                l->origin[i].bad_default = false; /* set here: an error is this value's */
                 int r = config_value_set(l->config, &config_keys[i], v, msg, sizeof(msg));
                 if (r < 0) {
                         loader_add(l, "environment %s: %s", name, r == -ENOMEM ? "out of memory" : msg);
@@ -193,9 +210,14 @@ static void resolve_secret(Loader *l, size_t ki) {
 }
 
 static void check_final_values(Loader *l) {
-        for (size_t i = 0; i < config_n_keys; i++)
-                if (config_keys[i].required && config_value_empty(l->config, &config_keys[i]))
+        char msg[512];
+        for (size_t i = 0; i < config_n_keys; i++) {
+                const KeyDef *k = &config_keys[i];
+                if (k->required && config_value_empty(l->config, k))
                         loader_key_error(l, i, "must not be empty");
+                else if (l->origin[i].bad_default && k->check(k->def, msg, sizeof(msg)) < 0)
+                        loader_key_error(l, i, msg);
+        }
 }
 
 static int load(Loader *l) {

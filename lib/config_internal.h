@@ -121,6 +121,9 @@ int config_check_conninfo(const char *v, char *msg, size_t len);
 typedef struct Origin {
         unsigned line, column; /* 1-based; 0 = not from the file */
         char env[64];          /* "" = not from the environment */
+        /* The default fails its check on this machine (timezone "UTC" with a
+         * TZDIR that lacks it): an error only if nothing else sets the key. */
+        bool bad_default;
 } Origin;
 
 typedef struct Loader {

@@ -450,6 +450,43 @@ static void test_duplicate_keys(void **state) {
         assert_error_at(err, p, "3:1: only one YAML document is allowed");
 }
 
+/* A TZDIR without the zones (issue 11 item 15) is the environment's fault,
+ * not salesd's: said so, at the key, with what to do; never "internal
+ * error".  With the default zone, and with the file's zone. */
+static void test_bad_tzdir(void **state) {
+        (void)state;
+        static const char tzdir_says[] =
+                "no such zone in '/nonexistent', the directory the environment variable TZDIR names (unset TZDIR, or "
+                "set it to the zone files' directory such as /usr/share/zoneinfo)";
+        char want[PATH_MAX + 512];
+        const char *p = temp_file("tz.yaml", "overlap: 1h\n");
+        setenv("TZDIR", "/nonexistent", 1);
+        const char *err = load_bad(p);
+        snprintf(want, sizeof(want), "%s: key 'timezone': unknown time zone 'UTC': %s", p, tzdir_says);
+        assert_string_equal(err, want);
+
+        p = temp_file("tz.yaml", "timezone: Europe/Berlin\n");
+        err = load_bad(p);
+        snprintf(want, sizeof(want), "%s:1:11: key 'timezone': unknown time zone 'Europe/Berlin': %s", p, tzdir_says);
+        assert_string_equal(err, want);
+
+        /* the default fails, the file's zone exists where TZDIR points: loads */
+        char zdir[PATH_MAX];
+        snprintf(zdir, sizeof(zdir), "%s/zones", tmpdir);
+        assert_int_equal(mkdir(zdir, 0700), 0);
+        char zone[PATH_MAX + 16];
+        snprintf(zone, sizeof(zone), "%s/Berlin", zdir);
+        assert_int_equal(symlink("/usr/share/zoneinfo/Europe/Berlin", zone), 0);
+        setenv("TZDIR", zdir, 1);
+        p = temp_file("tz.yaml", "timezone: Berlin\n");
+        Config *c = load_ok(p);
+        assert_string_equal(c->timezone, "Berlin");
+        config_free(c);
+        unlink(zone);
+        rmdir(zdir);
+        unsetenv("TZDIR");
+}
+
 /* Duplicates are found by sorting, not pair by pair (issue 11 item 10): the
  * third 'overlap' names line 1, the first, and keys that only share a prefix
  * are not duplicates. */
@@ -1375,6 +1412,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_unknown_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_duplicate_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_duplicate_keys_sorted, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_bad_tzdir, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_many_keys, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_file_size_cap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_nesting_cap, setup, teardown),
