@@ -104,12 +104,9 @@ static int load_defaults(Loader *l) {
         return 0;
 }
 
-/* Reads at most CONFIG_MAX_BYTES + 1 bytes: one more says the file is too
- * large (a regular file or not: a FIFO has no size to check up front). */
-static int read_capped(Loader *l, FILE *f, unsigned char **ret, size_t *ret_len) {
-        _cleanup_free_ unsigned char *buf = malloc(CONFIG_MAX_BYTES + 1);
-        if (!buf)
-                return -ENOMEM;
+/* Reads at most CONFIG_MAX_BYTES + 1 bytes into buf: one more says the file
+ * is too large (a regular file or not: a FIFO has no size to check up front). */
+static int read_capped(Loader *l, FILE *f, unsigned char *buf, size_t *ret_len) {
         size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
         if (ferror(f)) {
                 int e = errno ? errno : EIO;
@@ -123,7 +120,6 @@ static int read_capped(Loader *l, FILE *f, unsigned char **ret, size_t *ret_len)
                            l->path, CONFIG_MAX_BYTES);
                 return -EFBIG;
         }
-        *ret = TAKE_PTR(buf);
         *ret_len = n;
         return 0;
 }
@@ -141,9 +137,11 @@ static int load_file(Loader *l) {
                            l->path);
                 return -EISDIR;
         }
-        _cleanup_free_ unsigned char *buf = NULL;
+        _cleanup_free_ unsigned char *buf = malloc(CONFIG_MAX_BYTES + 1);
         size_t len = 0;
-        int r = read_capped(l, f, &buf, &len);
+        if (!buf)
+                return -ENOMEM;
+        int r = read_capped(l, f, buf, &len);
         if (r < 0)
                 return r == -EFBIG ? -EINVAL : r;
         r = config_yaml_load(l, buf, len);
