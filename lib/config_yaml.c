@@ -157,7 +157,9 @@ static void report_duplicate(Loader *l, yaml_document_t *doc, yaml_node_t *map, 
 
 static void report_unknown(Loader *l, const yaml_node_t *kn, const char *full) {
         char s[128], q[128];
-        const char *hint = config_key_suggest(full, s, sizeof(s));
+        /* the suggestion is the costly part: none once no more text fits */
+        bool full_buffer = !l->err || l->used + 1 >= l->errlen;
+        const char *hint = full_buffer ? NULL : config_key_suggest(full, s, sizeof(s));
         loader_add(l, "%s:%zu:%zu: unknown key '%s'%s%s%s", l->path, kn->start_mark.line + 1, kn->start_mark.column + 1,
                    config_value_quote(full, q, sizeof(q)), hint ? " (did you mean '" : "", hint ? hint : "",
                    hint ? "'?)" : "");
