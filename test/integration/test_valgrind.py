@@ -42,7 +42,7 @@ class ValgrindSalesd(Salesd):
             "valgrind",
             "--tool=memcheck",
             "--leak-check=full",
-            "--show-leak-kinds=definite,indirect",
+            "--show-leak-kinds=all",
             "--errors-for-leak-kinds=definite,indirect",
             "--error-exitcode=99",
             "--num-callers=40",
