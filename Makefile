@@ -1,6 +1,6 @@
 # salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
 # uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check, alerts-check,
-# lintian, airflow-venv, deps-demo).
+# lintian, airflow-venv, deps-demo, fuzz, fuzz-replay, valgrind).
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
@@ -71,11 +71,11 @@ DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libya
                  clickhouse-server clickhouse-client python3-venv
 TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
                  prometheus prometheus-alertmanager \
-                 debhelper dpkg-dev fakeroot lintian mandoc
+                 debhelper dpkg-dev fakeroot lintian mandoc valgrind
 
 .PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
-        man-check alerts-check dashboards-check
+        man-check alerts-check dashboards-check fuzz fuzz-replay valgrind deps-fuzz
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -123,6 +123,45 @@ unit: $(UNIT_BINS)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  SALESD_TEST_FIXTURES=$(CURDIR)/test/fixtures SALESD_SOURCE_DIR=$(CURDIR) $$t; done
 
+# ---- fuzzing (test/fuzz, docs/design.md "Fuzzing and valgrind") ----
+# Each target links into libFuzzer (clang, `make fuzz`: FUZZ_SECONDS each,
+# new inputs in build/fuzz/corpus/<target>, crashes in build/fuzz/crashes/)
+# and into replay.c (gcc, ASan/UBSan, `make fuzz-replay`, part of `make test`:
+# every file of the committed corpus test/fuzz/corpus/<target>, once).
+FUZZ_TARGETS := config cron tsv conninfo money_day
+fuzz_config_DEPS := $(unit_config_DEPS)
+fuzz_cron_DEPS := lib/cron.c lib/day.c
+fuzz_tsv_DEPS := $(SINK_DEPS)
+fuzz_conninfo_DEPS := $(unit_config_DEPS)
+fuzz_money_day_DEPS := lib/money.c lib/metrics.c lib/day.c lib/text.c lib/watermark.c
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+# libFuzzer: only `make fuzz` needs it (deps-fuzz); the replay builds with gcc.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+REPLAY_BINS := $(patsubst %,$(BUILD)/fuzz-replay/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+$(BUILD)/fuzz-replay/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz.h $$(fuzz_$$*_DEPS) $(HDRS) \
+                             | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -Itest/fuzz -o $@ $< test/fuzz/replay.c $(fuzz_$*_DEPS) $(LIBS)
+$(BUILD)/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $$(fuzz_$$*_DEPS) $(HDRS) | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_FLAGS) -Itest/fuzz -o $@ $< $(fuzz_$*_DEPS) $(LIBS)
+fuzz-replay: $(REPLAY_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUILD)/fuzz-replay/fuzz_$$t test/fuzz/corpus/$$t; done
+deps-fuzz:
+	$(call apt_install,$(FUZZ_PACKAGES))
+fuzz: deps-fuzz
+	$(MAKE) $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes/$$t; \
+	  echo "== fuzz_$$t, $(FUZZ_SECONDS) s (log: $(BUILD)/fuzz/$$t.log)"; UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus/$$t test/fuzz/corpus/$$t \
+	  </dev/null >$(BUILD)/fuzz/$$t.log 2>&1 || { tail -60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|INFO: seed corpus' $(BUILD)/fuzz/$$t.log; done
+
 # ---- generated configuration docs (from the key table in lib/config_keys.c) ----
 CONFIG_DOC_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,daemon/salesd-config-doc.c lib/config_doc.c $(CONFIG_SRCS) \
                    lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c)
@@ -153,7 +192,7 @@ man-check: $(MANPAGES)
 	@out=$$(mandoc -Tlint $(MANPAGES) 2>&1); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "mandoc -Tlint: $(MANPAGES) clean"
 
 # ---- static checks ----
-C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h)
+C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h test/fuzz/*.c test/fuzz/*.h)
 format:
 	clang-format -i $(C_FILES)
 format-check:
@@ -217,13 +256,19 @@ airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
 	SALESD_DEB=$(CURDIR)/$(DEB) SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
 
+# memcheck over once, backfill, verify, a config error and a daemon run with
+# SIGUSR1/SIGHUP/SIGTERM (test/integration/test_valgrind.py, the non-ASan build).
+valgrind: $(BUILD)/salesd venv
+	SALESD_VALGRIND=1 SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  test/integration/test_valgrind.py
+
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
 	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check dashboards-check
 	$(MAKE) deb lintian
-	$(MAKE) unit
-	$(MAKE) integration
+	$(MAKE) unit fuzz-replay
+	$(MAKE) integration valgrind
 	$(MAKE) airflow-test
 
 demo: deps-demo all venv
@@ -316,4 +361,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san $(BUILD)/fuzz $(BUILD)/fuzz-replay

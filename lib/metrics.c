@@ -9,7 +9,9 @@
 #define DECIMAL_PRECISION 15
 
 void metrics_finish(DayStats *s) {
-        s->total_profit = s->total_revenue - s->total_cost;
+        /* Parsed sums cannot overflow here (money.h); any others saturate
+         * and fail metrics_check_range() instead of wrapping. */
+        s->total_profit = money_sub(s->total_revenue, s->total_cost);
         s->average_order_value = s->total_orders ? money_div_round(s->total_revenue, s->total_orders) : 0;
 }
 

@@ -56,6 +56,24 @@ static void test_range(void **state) {
         assert_non_null(strstr(err, "total_revenue 10000000000000.00"));
         assert_non_null(strstr(err, "Decimal(15, 2)"));
 
+        /* the largest sums money_parse accepts, of opposite signs: the
+         * profit is exact; beyond them it saturates, and fails the range
+         * check instead of overflowing (issue 11 item 14, UBSan) */
+        s = stats(20782, 1, 1, MONEY_MAX, MONEY_MIN);
+        assert_true(s.total_profit == (Money)(((unsigned __int128)1 << 127) - 2));
+        s = stats(20782, 1, 1, (Money)((unsigned __int128)1 << 126), -(Money)((unsigned __int128)1 << 126));
+        assert_true(s.total_profit == MONEY_MAX);
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_revenue"));
+        s.total_revenue = 0;
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_cost"));
+        s.total_cost = 0;
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_profit 850705917302346158658436518579420528.63"));
+        s = stats(20782, 1, 1, -(Money)((unsigned __int128)1 << 126) - 1, (Money)((unsigned __int128)1 << 126));
+        assert_true(s.total_profit == MONEY_MIN);
+
         /* revenue and cost fit but their difference does not */
         s = stats(20782, 1, 1, 999999999999999, -999999999999999);
         assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
