@@ -76,7 +76,7 @@ static const char *run_control_reason(RunControl *ctl) {
         return why;
 }
 
-static void run_control_publish(RunControl *ctl, PgSource *pg) {
+void run_control_publish(RunControl *ctl, PgSource *pg) {
         pthread_mutex_lock(&ctl->lock);
         ctl->pg = pg;
         pthread_mutex_unlock(&ctl->lock);

@@ -84,6 +84,9 @@ void run_control_done(RunControl *ctl);
 void run_control_cancel(RunControl *ctl, const char *reason);
 /* Clears the flag and reason before the next run. */
 void run_control_reset(RunControl *ctl);
+/* The connection run_control_cancel() cancels a statement on; NULL before
+ * that connection is freed. */
+void run_control_publish(RunControl *ctl, PgSource *pg);
 
 typedef struct RunOptions {
         const char *trigger; /* "start", "schedule", "signal", "http", "notify", "cli" */

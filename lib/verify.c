@@ -141,6 +141,7 @@ typedef struct Check {
         const Config *config;
         Sink *sink;
         PgSource *pg;
+        RunControl *control; /* may be NULL */
         uint64_t clock;
         Day *days;
         size_t n_days;
@@ -150,6 +151,8 @@ typedef struct Check {
 } Check;
 
 static void check_done(Check *k) {
+        if (k->control)
+                run_control_publish(k->control, NULL);
         pg_source_free(k->pg);
         sink_free(k->sink);
         free(k->days);
@@ -157,17 +160,22 @@ static void check_done(Check *k) {
         free(k->stored);
 }
 
-static int check_cancelled(const atomic_bool *cancel) {
-        return cancel && atomic_load(cancel) ? -ECANCELED : 0;
+static int check_cancelled(const Check *k) {
+        return k->control && atomic_load(&k->control->cancel) ? -ECANCELED : 0;
 }
 
-static int check_connect(Check *k, const atomic_bool *cancel, char *err, size_t errlen) {
+/* With a RunControl, cancelling it ends a statement in flight too. */
+static int check_connect(Check *k, char *err, size_t errlen) {
         int r = sink_clickhouse_new(&k->config->clickhouse, &k->sink, err, errlen);
         if (r < 0)
                 return r;
-        sink_set_cancel(k->sink, cancel);
+        sink_set_cancel(k->sink, k->control ? &k->control->cancel : NULL);
         r = pg_source_open(k->config, &k->pg, err, errlen);
-        return r < 0 ? r : check_cancelled(cancel);
+        if (r < 0)
+                return r;
+        if (k->control)
+                run_control_publish(k->control, k->pg);
+        return check_cancelled(k);
 }
 
 /* The latest stored rows of k->days, a chunk per query. */
@@ -191,8 +199,8 @@ static int check_read_stored(Check *k, char *err, size_t errlen) {
 
 /* Aggregates k->days in the open snapshot, commits it, reads the stored
  * rows and compares. */
-static int check_finish(Check *k, const atomic_bool *cancel, VerifyResult *ret, char *err, size_t errlen) {
-        int r = check_cancelled(cancel);
+static int check_finish(Check *k, VerifyResult *ret, char *err, size_t errlen) {
+        int r = check_cancelled(k);
         if (r == 0 && k->n_days > 0)
                 r = pg_source_aggregate(k->pg, k->days, k->n_days, &k->stats, err, errlen);
         if (r == 0)
@@ -204,19 +212,20 @@ static int check_finish(Check *k, const atomic_bool *cancel, VerifyResult *ret, 
         return verify_compare(k->stats, k->n_days, k->stored, k->n_stored, k->clock, ret);
 }
 
-int verify_days(const Config *c, const Day *days, size_t n, const atomic_bool *cancel, VerifyResult *ret, char *err,
+int verify_days(const Config *c, const Day *days, size_t n, RunControl *ctl, VerifyResult *ret, char *err,
                 size_t errlen) {
-        _cleanup_(check_done) Check k = { .config = c, .days = calloc(n + 1, sizeof(Day)), .n_days = n };
+        _cleanup_(check_done)
+                Check k = { .config = c, .control = ctl, .days = calloc(n + 1, sizeof(Day)), .n_days = n };
         if (!k.days)
                 return -ENOMEM;
         memcpy(k.days, days, n * sizeof(Day));
-        int r = check_connect(&k, cancel, err, errlen);
+        int r = check_connect(&k, err, errlen);
         if (r == 0)
                 r = pg_source_begin(k.pg, err, errlen);
         if (r == 0)
                 r = pg_source_clock_usec(k.pg, &k.clock, err, errlen);
         if (r == 0)
-                r = check_finish(&k, cancel, ret, err, errlen);
+                r = check_finish(&k, ret, err, errlen);
         if (r < 0 && k.pg)
                 pg_source_rollback(k.pg);
         return r;
@@ -254,11 +263,11 @@ static int audit_pick(Check *k, const char *watermark, char *err, size_t errlen)
         return 0;
 }
 
-int verify_audit(const Config *c, const atomic_bool *cancel, VerifyResult *ret, char *err, size_t errlen) {
-        _cleanup_(check_done) Check k = { .config = c };
+int verify_audit(const Config *c, RunControl *ctl, VerifyResult *ret, char *err, size_t errlen) {
+        _cleanup_(check_done) Check k = { .config = c, .control = ctl };
         char watermark[WATERMARK_STRLEN] = "";
         *ret = (VerifyResult){ 0 };
-        int r = check_connect(&k, cancel, err, errlen);
+        int r = check_connect(&k, err, errlen);
         if (r == 0)
                 r = sink_read_watermark(k.sink, watermark, err, errlen);
         if (r < 0 || !*watermark)
@@ -269,7 +278,7 @@ int verify_audit(const Config *c, const atomic_bool *cancel, VerifyResult *ret, 
         if (r == 0)
                 r = audit_pick(&k, watermark, err, errlen);
         if (r == 0)
-                r = check_finish(&k, cancel, ret, err, errlen);
+                r = check_finish(&k, ret, err, errlen);
         if (r < 0 && k.pg)
                 pg_source_rollback(k.pg);
         return r;
