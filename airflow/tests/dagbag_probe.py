@@ -36,6 +36,9 @@ def main(dag_folder):
         for task in dag.tasks:
             tasks[task.task_id] = {
                 "class": type(task).__name__,
+                # "@task" for a TaskFlow task (decorated Python callable)
+                "operator_name": getattr(task, "operator_name", None),
+                "python_callable": getattr(getattr(task, "python_callable", None), "__name__", None),
                 "http_sensor": isinstance(task, HttpSensor),
                 "mode": getattr(task, "mode", None),
                 "poke_interval": getattr(task, "poke_interval", None),
