@@ -55,6 +55,9 @@ def test_dagbag_loads_both_dags(line, tmp_path):
     bag = _probe(venv, "dagbag_probe.py", tmp_path, marker="DAGBAG_PROBE ")
     assert bag["airflow_version"].startswith(version_prefix)
     assert bag["import_errors"] == {}
+    # No deprecated import (or anything else) on this line: Airflow 3 warns
+    # about airflow.decorators, airflow.models.dag, ...
+    assert bag["dag_warnings"] == []
     assert sorted(bag["dags"]) == ["salesd_monitor", "salesd_rerun"]
     # Only the two DAG files are parsed (.airflowignore keeps the helper
     # module out), each well under the 2 s budget.
