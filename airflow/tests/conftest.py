@@ -37,6 +37,8 @@ _spec = importlib.util.spec_from_file_location(
 _integration = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = _integration
 _spec.loader.exec_module(_integration)
+from harness.servers import ClickHouseError  # noqa: E402  (on sys.path now)
+
 _server_pool = _integration._server_pool
 pg_server = _integration.pg_server
 pg_db = _integration.pg_db
@@ -251,7 +253,8 @@ class Daemon:
                 return err.code, json.loads(err.read())
 
     def wait_healthy(self, timeout=60):
-        """Until /healthz says ok (the start-up run succeeded)."""
+        """Until /healthz answers ok: the HTTP endpoint is up.  It says ok
+        from the start (no failed run yet); wait_recorded waits for the run."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -268,16 +271,22 @@ class Daemon:
 
     def wait_recorded(self, ch_db, timeout=60):
         """Until ClickHouse holds a heartbeat and a successful run of this
-        daemon: /healthz says ok as soon as the run is done, but a loaded
-        ClickHouse may take a retry to store its row, and the scenarios
-        (the daemon stopped at once, say) need it stored."""
+        daemon.  /healthz says ok before the start-up run has finished (it
+        creates the tables), and a loaded ClickHouse may take a retry to
+        store the run's row; the scenarios (the daemon stopped at once,
+        say) need both stored."""
         sql = (
             "SELECT (SELECT count() FROM salesd_heartbeat),"
             " (SELECT count() FROM salesd_runs WHERE status = 'success') FORMAT TabSeparated"
         )
         deadline = time.monotonic() + timeout
         while True:
-            counts = ch_db.query(sql).split()
+            try:
+                counts = ch_db.query(sql).split()
+            except ClickHouseError as exc:
+                if exc.code != 60:  # 60: a table does not exist yet
+                    raise
+                counts = [str(exc)]
             if len(counts) == 2 and "0" not in counts:
                 return
             if time.monotonic() > deadline:
