@@ -1,7 +1,9 @@
 """Fixtures for the Airflow DAG tests: real Airflow from the pinned venvs
-(build/airflow-venv, build/airflow-venv-2.10), a SQLite metadata DB in a
-temp AIRFLOW_HOME, connections as AIRFLOW_CONN_* variables, and the real
-salesd daemon, Postgres and ClickHouse 18.16 from the test harness.
+(build/airflow-venv, build/airflow-venv-2.10; the `airflow` fixture is
+parametrized over both lines), a SQLite metadata DB in a temp AIRFLOW_HOME,
+connections as AIRFLOW_CONN_* variables, and the real salesd daemon,
+Postgres and ClickHouse 18.16 from the test harness (class-scoped, so one
+daemon serves a scenario on both lines).
 
 The tests run under build/venv's pytest and drive Airflow through its CLI
 (`airflow dags test`), as an operator would; nothing of Airflow is imported
