@@ -4,9 +4,10 @@
 Trigger by hand to make salesd run now (for example after fixing data in the
 shop database), instead of waiting for its schedule.
 
-1. `request_run` (a TaskFlow task) notes the newest rows of `salesd_runs` (via connection
-   `clickhouse_http`), then sends `POST /run` to the daemon (connection
-   `salesd_http`) with `Authorization: Bearer <password of salesd_http>`.
+1. `request_run` (a TaskFlow task) notes the newest rows of `salesd_runs`
+   (via connection `clickhouse_http`), then sends `POST /run` to the daemon
+   (connection `salesd_http`) with `Authorization: Bearer <password of
+   salesd_http>`.
    The daemon answers 202 and queues one run, like SIGUSR1.  A 401/403
    (wrong or missing token) fails at once.
 2. `wait_for_run` pokes ClickHouse until a run with trigger `http` that was
