@@ -1,6 +1,7 @@
 """Shared pieces of the salesd DAGs (salesd_monitor, salesd_rerun): the
-Airflow 2.10 / 3.x import shims (classic DAG and TaskFlow `dag`/`task`), the sensor class every check is built on,
-parsing of ClickHouse answers, and the alert callback.
+Airflow 2.10 / 3.x import shims (the DAG class and TaskFlow's `dag` and
+`task`), the sensor class every check is built on, parsing of ClickHouse
+answers, and the alert callback.
 
 Nothing here talks to the network at import time: the DAG files import this
 module while the scheduler parses them, which must stay fast and offline.
