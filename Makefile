@@ -247,8 +247,8 @@ $(AIRFLOW210_VENV)/.stamp-%:
 	$(PYTHON) -m venv $(AIRFLOW210_VENV)
 	$(AIRFLOW210_VENV)/bin/pip install --quiet --disable-pip-version-check -r airflow/requirements-2.10.txt -c airflow/requirements-2.10.lock
 	touch $@
-# DAG load checks on both Airflow lines, then `airflow dags test` against the
-# real daemon and ClickHouse 18.16.
+# DAG load checks, then `airflow dags test` against the real daemon and
+# ClickHouse 18.16: every test on both Airflow lines (3.3.2 and 2.10.5).
 airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider airflow/tests
 
