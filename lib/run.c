@@ -244,7 +244,10 @@ static int run_store(Run *run) {
         if (r < 0)
                 return r;
         if (run->faults.len) {
-                snprintf(run->err, sizeof(run->err), "%s; not written, watermark not advanced", run->faults.data);
+                /* the remedy is in each fault; the outcome must survive the cut */
+                int room = (int)sizeof(run->err) - 64;
+                snprintf(run->err, sizeof(run->err), "%.*s%s; not written, watermark not advanced", room,
+                         run->faults.data, run->faults.len > (size_t)room ? " …" : "");
                 return -ERANGE;
         }
         return 0;
