@@ -489,7 +489,7 @@ static int parse_days(PGresult *res, Day **ret_days, size_t *ret_n, bool *ret_un
  * (all of them when since is NULL), as "; "-separated descriptions in
  * faults: their metrics belong to no day salesd can write.  The index on
  * order_date finds them (the bounds are two range scans and IS NULL). */
-#define UNSTORABLE_ORDERS_SHOWN 5
+#define UNSTORABLE_ORDERS_SHOWN 3
 static int find_unstorable_orders(PgSource *s, const char *since, Buf *faults, char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 }, statuses = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
@@ -514,21 +514,20 @@ static int find_unstorable_orders(PgSource *s, const char *since, Buf *faults, c
         r = exec_params(s, "completed orders outside the storable days", sql.data, since ? 3 : 2, params, &res, err,
                         errlen);
         for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+                const char *sep = faults->len ? "; " : "", *table = s->config->postgres.orders_table;
                 if (i == UNSTORABLE_ORDERS_SHOWN)
-                        r = buf_printf(faults, "; and more such orders in %s", s->config->postgres.orders_table);
+                        r = buf_printf(faults, "; and more in %s", table);
                 else if (PQgetisnull(res, i, 1))
-                        r = buf_printf(
-                                faults, "%s%s order_id %s: order_date is NULL, so the completed order falls on no day",
-                                faults->len ? "; " : "", s->config->postgres.orders_table, PQgetvalue(res, i, 0));
+                        r = buf_printf(faults, "%s%s order_id %s: order_date is NULL (a completed order on no day)",
+                                       sep, table, PQgetvalue(res, i, 0));
                 else
-                        r = buf_printf(faults,
-                                       "%s%s order_id %s: order_date '%s' falls on %s in %s, outside the days "
-                                       "ClickHouse's Date column stores (" DAY_STORABLE_RANGE ")",
-                                       faults->len ? "; " : "", s->config->postgres.orders_table, PQgetvalue(res, i, 0),
-                                       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), s->config->timezone);
+                        r = buf_printf(faults, "%s%s order_id %s: order_date '%s' falls on %s (%s), not in %s", sep,
+                                       table, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                                       s->config->timezone, DAY_STORABLE_RANGE);
         }
         if (r == 0 && PQntuples(res) > 0)
-                r = buf_puts(faults, " (correct the order's order_date or status, or leave it out of the view)");
+                r = buf_puts(faults, " (ClickHouse's Date stores no such day: correct the order_date or status, or "
+                                     "leave the order out of the view)");
         return r;
 }
 
@@ -642,11 +641,9 @@ static int check_sources(PgSource *s, PGresult *res, int row, Buf *faults) {
                         found = true;
                 }
         if (found && r == 0)
-                r = buf_printf(faults, " in a completed order's item of %s (sum() would leave it out)",
-                               s->config->postgres.order_items_table);
+                r = buf_printf(faults, " in %s (sum() would skip it)", s->config->postgres.order_items_table);
         if (!found && PQgetvalue(res, row, AGG_ITEMS)[0] == '-') {
-                r = buf_printf(faults,
-                               "%sday %s: total_items_sold %s is negative: order_id %s has a negative quantity in %s",
+                r = buf_printf(faults, "%sday %s: total_items_sold %s is negative (order_id %s: quantity < 0 in %s)",
                                faults->len ? "; " : "", day, PQgetvalue(res, row, AGG_ITEMS),
                                PQgetvalue(res, row, AGG_NEG_QTY), s->config->postgres.order_items_table);
                 found = true;

@@ -245,9 +245,10 @@ static int run_store(Run *run) {
                 return r;
         if (run->faults.len) {
                 /* the remedy is in each fault; the outcome must survive the cut */
-                int room = (int)sizeof(run->err) - 64;
-                snprintf(run->err, sizeof(run->err), "%.*s%s; not written, watermark not advanced", room,
-                         run->faults.data, run->faults.len > (size_t)room ? " …" : "");
+                int room = (int)sizeof(run->record.error) - 64;
+                snprintf(run->err, sizeof(run->err),
+                         "%.*s%s; not written (every other day was), watermark not advanced", room, run->faults.data,
+                         run->faults.len > (size_t)room ? " …" : "");
                 return -ERANGE;
         }
         return 0;
