@@ -382,6 +382,13 @@ static int append_array_literal(Buf *b, const char *const *items, size_t n) {
         return r < 0 ? r : buf_puts(b, "}");
 }
 
+static int append_statuses(const Config *c, Buf *statuses) {
+        size_t n = 0;
+        while (c->postgres.completed_statuses[n])
+                n++;
+        return append_array_literal(statuses, (const char *const *)c->postgres.completed_statuses, n);
+}
+
 /* The days of the changes after `since` (SPEC §4 step 3).  The lower bound
  * is a plain parameter, not a subquery: the planner then estimates the few
  * changed rows from the index (a CTE made it guess a third of each table
@@ -403,69 +410,154 @@ static int build_changed_days(PgSource *s, Buf *sql) {
         return r < 0 ? r : buf_puts(sql, ") AS x ORDER BY 1");
 }
 
+/* The storable range (day.h) as SQL bounds on order_date in the zone $N:
+ * an index range; days outside have no row to write (and infinity or BC
+ * would break the day arithmetic below). */
+static int storable_bounds(Buf *sql, const char *column, int tz_param) {
+        char first[DAY_STRLEN], after[DAY_STRLEN];
+        return buf_printf(
+                sql, "%1$s >= ('%2$s'::timestamp AT TIME ZONE $%4$d) AND %1$s < ('%3$s'::timestamp AT TIME ZONE $%4$d)",
+                column, day_format(DAY_STORABLE_FIRST, first), day_format(DAY_STORABLE_LAST + 1, after), tz_param);
+}
+
+/* The opposite, NULL included, as three index conditions (a BitmapOr). */
+static int unstorable_condition(Buf *sql, const char *column, int tz_param) {
+        char first[DAY_STRLEN], after[DAY_STRLEN];
+        return buf_printf(sql,
+                          "(%1$s IS NULL OR %1$s < ('%2$s'::timestamp AT TIME ZONE $%4$d)"
+                          " OR %1$s >= ('%3$s'::timestamp AT TIME ZONE $%4$d))",
+                          column, day_format(DAY_STORABLE_FIRST, first), day_format(DAY_STORABLE_LAST + 1, after),
+                          tz_param);
+}
+
 /* Every day with source rows (no watermark yet): the orders' days by a
  * skip scan of the order_date index, one probe per day found instead of
  * one row per order; an item's day is its order's.  Tombstones name days
- * whose rows are gone. */
+ * whose rows are gone.  Only storable days: completed orders outside are
+ * found by find_unstorable_orders(). */
 static int build_all_days(PgSource *s, Buf *sql) {
         int r = buf_printf(sql,
-                           "WITH RECURSIVE od(d) AS ("
-                           " SELECT (min(order_date) AT TIME ZONE $1)::date FROM %1$s"
-                           " UNION ALL SELECT (SELECT (min(o.order_date) AT TIME ZONE $1)::date FROM %1$s o"
-                           "   WHERE o.order_date >= ((od.d + 1)::timestamp AT TIME ZONE $1))"
-                           "  FROM od WHERE od.d IS NOT NULL)"
-                           " SELECT DISTINCT d::text FROM ("
-                           " SELECT (now() AT TIME ZONE $1)::date - g AS d FROM generate_series(0, $2::int) AS g"
-                           " UNION ALL SELECT d FROM od WHERE d IS NOT NULL",
+                           "WITH RECURSIVE od(d) AS (SELECT (min(order_date) AT TIME ZONE $1)::date FROM %s WHERE ",
                            s->orders);
+        if (r == 0)
+                r = storable_bounds(sql, "order_date", 1);
+        if (r == 0)
+                r = buf_printf(sql,
+                               " UNION ALL SELECT (SELECT (min(o.order_date) AT TIME ZONE $1)::date FROM %s o"
+                               "   WHERE o.order_date >= ((od.d + 1)::timestamp AT TIME ZONE $1) AND ",
+                               s->orders);
+        if (r == 0)
+                r = storable_bounds(sql, "o.order_date", 1);
+        if (r == 0)
+                r = buf_puts(sql, ") FROM od WHERE od.d IS NOT NULL)"
+                                  " SELECT DISTINCT d::text FROM ("
+                                  " SELECT (now() AT TIME ZONE $1)::date - g AS d FROM generate_series(0, $2::int) AS g"
+                                  " UNION ALL SELECT d FROM od WHERE d IS NOT NULL");
         if (r == 0 && s->tombstones)
                 r = buf_printf(sql, " UNION ALL SELECT (t.order_date AT TIME ZONE $1)::date FROM %s t", s->tombstones);
         return r < 0 ? r : buf_puts(sql, ") AS x ORDER BY 1");
 }
 
-static int parse_days(PgSource *s, PGresult *res, Day **ret_days, size_t *ret_n, char *err, size_t errlen) {
-        size_t n = (size_t)PQntuples(res);
+/* The storable days of the result; *ret_unstorable: whether a row fell on
+ * another day (NULL, infinity, BC, outside 1970..2105), which only matters
+ * for a completed order (find_unstorable_orders()). */
+static int parse_days(PGresult *res, Day **ret_days, size_t *ret_n, bool *ret_unstorable) {
+        size_t n = (size_t)PQntuples(res), k = 0;
         _cleanup_free_ Day *days = calloc(n + 1, sizeof(Day));
         if (!days)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (day_parse(PQgetvalue(res, (int)i, 0), &days[i]) < 0) {
-                        snprintf(err, errlen, "postgres %s: query 'affected days' returned an unusable date '%s'",
-                                 s->where, PQgetvalue(res, (int)i, 0));
-                        return -EIO;
-                }
-        *ret_n = day_sort_unique(days, n);
+        *ret_unstorable = false;
+        for (size_t i = 0; i < n; i++) {
+                if (!PQgetisnull(res, (int)i, 0) && day_parse(PQgetvalue(res, (int)i, 0), &days[k]) == 0 &&
+                    day_storable(days[k]))
+                        k++;
+                else
+                        *ret_unstorable = true;
+        }
+        *ret_n = day_sort_unique(days, k);
         *ret_days = TAKE_PTR(days);
         return 0;
 }
 
-/* The greatest updated_at/changed_at in the snapshot ("" when no rows). */
+/* The completed orders whose order_date is NULL or falls outside the
+ * storable days, among those changed (or with items changed) after since
+ * (all of them when since is NULL), as "; "-separated descriptions in
+ * faults: their metrics belong to no day salesd can write.  The index on
+ * order_date finds them (the bounds are two range scans and IS NULL). */
+#define UNSTORABLE_ORDERS_SHOWN 3
+static int find_unstorable_orders(PgSource *s, const char *since, Buf *faults, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 }, statuses = { 0 };
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = buf_printf(&sql,
+                           "SELECT o.order_id::text, o.order_date::text, (o.order_date AT TIME ZONE $1)::date::text"
+                           " FROM %s o WHERE o.status = ANY ($2::text[]) AND ",
+                           s->orders);
+        if (r == 0)
+                r = unstorable_condition(&sql, "o.order_date", 1);
+        if (r == 0 && since)
+                r = buf_printf(&sql,
+                               " AND (o.updated_at > $3::timestamptz OR EXISTS (SELECT 1 FROM %s i"
+                               "  WHERE i.order_id = o.order_id AND i.updated_at > $3::timestamptz))",
+                               s->items);
+        if (r == 0)
+                r = buf_printf(&sql, " ORDER BY o.order_id LIMIT %d", UNSTORABLE_ORDERS_SHOWN + 1);
+        if (r == 0)
+                r = append_statuses(s->config, &statuses);
+        if (r < 0)
+                return r;
+        const char *params[] = { s->config->timezone, statuses.data, since };
+        r = exec_params(s, "completed orders outside the storable days", sql.data, since ? 3 : 2, params, &res, err,
+                        errlen);
+        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+                const char *sep = faults->len ? "; " : "", *table = s->config->postgres.orders_table;
+                if (i == UNSTORABLE_ORDERS_SHOWN)
+                        r = buf_printf(faults, "; and more in %s", table);
+                else if (PQgetisnull(res, i, 1))
+                        r = buf_printf(faults, "%s%s order_id %s: order_date is NULL (a completed order on no day)",
+                                       sep, table, PQgetvalue(res, i, 0));
+                else
+                        r = buf_printf(faults, "%s%s order_id %s: order_date '%s' falls on %s (%s), not in %s", sep,
+                                       table, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                                       s->config->timezone, DAY_STORABLE_RANGE);
+        }
+        if (r == 0 && PQntuples(res) > 0)
+                r = buf_puts(faults, " (ClickHouse's Date stores no such day: correct the order_date or status, or "
+                                     "leave the order out of the view)");
+        return r;
+}
+
+/* The greatest updated_at/changed_at in the snapshot ("" when no rows),
+ * never past this statement's clock: a row stamped in year 10000 or at
+ * infinity (an application's clock, a typo) must not become a watermark
+ * that no later change can pass, or that salesd cannot read back. */
 static int read_max_changed(PgSource *s, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
-        int r = buf_printf(
-                &sql,
-                "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
-                s->orders, s->items);
+        int r = buf_printf(&sql,
+                           "SELECT coalesce(to_char(least(g, statement_timestamp()) AT TIME ZONE 'UTC', " TS_FORMAT
+                           "), '') FROM (SELECT greatest((SELECT max(updated_at) FROM %s),"
+                           " (SELECT max(updated_at) FROM %s)",
+                           s->orders, s->items);
         if (r == 0 && s->tombstones)
                 r = buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
         if (r == 0)
-                r = buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')");
+                r = buf_puts(&sql, ") AS g) AS x WHERE g IS NOT NULL");
         if (r == 0)
                 r = exec_params(s, "greatest change", sql.data, 0, NULL, &res, err, errlen);
         if (r < 0)
                 return r;
-        snprintf(ret, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 0));
+        snprintf(ret, WATERMARK_STRLEN, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
         return 0;
 }
 
 int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
-                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen) {
+                            char ret_max_changed[WATERMARK_STRLEN], Buf *faults, char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
         _cleanup_free_ Day *days = NULL;
         char reconcile[16];
         size_t n = 0;
+        bool unstorable = false;
 
         snprintf(reconcile, sizeof(reconcile), "%u", s->config->reconcile_days);
         const char *params[] = { since, s->config->timezone, reconcile };
@@ -474,7 +566,10 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
                 r = since ? exec_params(s, "affected days", sql.data, 3, params, &res, err, errlen)
                           : exec_params(s, "affected days", sql.data, 2, params + 1, &res, err, errlen);
         if (r == 0)
-                r = parse_days(s, res, &days, &n, err, errlen);
+                r = parse_days(res, &days, &n, &unstorable);
+        /* The first run's day scan sees only storable days (and no NULL). */
+        if (r == 0 && faults && (unstorable || !since))
+                r = find_unstorable_orders(s, since, faults, err, errlen);
         if (r == 0)
                 r = read_max_changed(s, ret_max_changed, err, errlen);
         if (r < 0)
@@ -487,7 +582,6 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
 /* The aggregate's parameters: the days as a date[] literal, the completed
  * statuses as a text[] literal. */
 static int aggregate_params(const Config *c, const Day *days, size_t n, Buf *day_list, Buf *statuses) {
-        size_t n_statuses = 0;
         int r = 0;
         for (size_t i = 0; i < n && r == 0; i++) {
                 char d[DAY_STRLEN];
@@ -495,30 +589,84 @@ static int aggregate_params(const Config *c, const Day *days, size_t n, Buf *day
         }
         if (r == 0)
                 r = buf_puts(day_list, n ? "}" : "{}");
-        while (c->postgres.completed_statuses[n_statuses])
-                n_statuses++;
-        if (r == 0)
-                r = append_array_literal(statuses, (const char *const *)c->postgres.completed_statuses, n_statuses);
-        return r;
+        return r < 0 ? r : append_statuses(c, statuses);
 }
 
-/* One row of the aggregate: day, orders, items, revenue, cost as text. */
-static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d, char *err, size_t errlen) {
-        if (day_parse(PQgetvalue(res, row, 0), &d->day) == 0 &&
-            text_parse_u64(PQgetvalue(res, row, 1), &d->total_orders) == 0 &&
-            text_parse_u64(PQgetvalue(res, row, 2), &d->total_items_sold) == 0 &&
-            money_parse(PQgetvalue(res, row, 3), &d->total_revenue) == 0 &&
-            money_parse(PQgetvalue(res, row, 4), &d->total_cost) == 0) {
+/* The aggregate's columns: day, orders, items, revenue, cost, then per
+ * metric column of order_items the smallest order_id of a completed order
+ * with an item where it is NULL (sum() would silently skip it), and of one
+ * with a negative quantity.  Filtered aggregates over the same rows: no
+ * extra scan. */
+enum {
+        AGG_DAY,
+        AGG_ORDERS,
+        AGG_ITEMS,
+        AGG_REVENUE,
+        AGG_COST,
+        AGG_NULL_QTY,
+        AGG_NULL_PRICE,
+        AGG_NULL_COST,
+        AGG_NEG_QTY
+};
+#define AGGREGATE_CHECKS                                                                         \
+        ", min(o.order_id) FILTER (WHERE i.order_id IS NOT NULL AND i.quantity IS NULL) AS nq,"  \
+        " min(o.order_id) FILTER (WHERE i.order_id IS NOT NULL AND i.price IS NULL) AS np,"      \
+        " min(o.order_id) FILTER (WHERE i.order_id IS NOT NULL AND i.cost_price IS NULL) AS nc," \
+        " min(o.order_id) FILTER (WHERE i.quantity < 0) AS neg"
+#define AGGREGATE_CHECK_COLUMNS " s.nq::text, s.np::text, s.nc::text, s.neg::text"
+
+/* Describes in faults why the day of this row cannot be written, if it
+ * cannot: a NULL in a metric column of a completed order's item, or a
+ * negative total quantity.  1 when it did, 0 when the row is fine. */
+static int check_sources(PgSource *s, PGresult *res, int row, Buf *faults) {
+        static const struct {
+                int column;
+                const char *name;
+        } nulls[] = { { AGG_NULL_QTY, "quantity" }, { AGG_NULL_PRICE, "price" }, { AGG_NULL_COST, "cost_price" } };
+        const char *day = PQgetvalue(res, row, AGG_DAY);
+        bool found = false;
+        int r = 0;
+        for (size_t k = 0; k < ELEMENTSOF(nulls) && r == 0; k++)
+                if (!PQgetisnull(res, row, nulls[k].column)) {
+                        if (!found)
+                                r = buf_printf(faults, "%sday %s: ", faults->len ? "; " : "", day);
+                        if (r == 0)
+                                r = buf_printf(faults, "%sorder_id %s: %s is NULL", found ? ", " : "",
+                                               PQgetvalue(res, row, nulls[k].column), nulls[k].name);
+                        found = true;
+                }
+        if (found && r == 0)
+                r = buf_printf(faults, " in %s (sum() would skip it)", s->config->postgres.order_items_table);
+        if (!found && PQgetvalue(res, row, AGG_ITEMS)[0] == '-') {
+                r = buf_printf(faults, "%sday %s: total_items_sold %s is negative (order_id %s: quantity < 0 in %s)",
+                               faults->len ? "; " : "", day, PQgetvalue(res, row, AGG_ITEMS),
+                               PQgetvalue(res, row, AGG_NEG_QTY), s->config->postgres.order_items_table);
+                found = true;
+        }
+        return r < 0 ? r : found;
+}
+
+/* One row of the aggregate into d: 0, 1 when the day cannot be written
+ * (described in faults), or a negative errno. */
+static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d, Buf *faults) {
+        int r = check_sources(s, res, row, faults);
+        if (r != 0)
+                return r;
+        if (day_parse(PQgetvalue(res, row, AGG_DAY), &d->day) == 0 &&
+            text_parse_u64(PQgetvalue(res, row, AGG_ORDERS), &d->total_orders) == 0 &&
+            text_parse_u64(PQgetvalue(res, row, AGG_ITEMS), &d->total_items_sold) == 0 &&
+            money_parse(PQgetvalue(res, row, AGG_REVENUE), &d->total_revenue) == 0 &&
+            money_parse(PQgetvalue(res, row, AGG_COST), &d->total_cost) == 0) {
                 metrics_finish(d);
                 return 0;
         }
-        snprintf(err, errlen,
-                 "postgres %s: query 'aggregate affected days' returned values salesd cannot store exactly for day %s "
-                 "(orders '%s', items '%s', revenue '%s', cost '%s'); check that quantity is an integer and "
-                 "price/cost_price have at most 2 decimal places",
-                 s->where, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
-                 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
-        return -ERANGE;
+        r = buf_printf(
+                faults,
+                "%sday %s: values salesd cannot store exactly (orders '%s', items '%s', revenue '%s', cost '%s'): "
+                "check that quantity is an integer and price/cost_price have at most 2 decimal places",
+                faults->len ? "; " : "", PQgetvalue(res, row, AGG_DAY), PQgetvalue(res, row, AGG_ORDERS),
+                PQgetvalue(res, row, AGG_ITEMS), PQgetvalue(res, row, AGG_REVENUE), PQgetvalue(res, row, AGG_COST));
+        return r < 0 ? r : 1;
 }
 
 /* The span of the history in days (first to last order_date), from the
@@ -528,8 +676,9 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
         _cleanup_(buf_free) Buf sql = { 0 };
         if (buf_printf(&sql,
                        "SELECT coalesce((max(order_date) AT TIME ZONE $1)::date"
-                       " - (min(order_date) AT TIME ZONE $1)::date + 1, 0) FROM %s",
-                       s->orders) < 0)
+                       " - (min(order_date) AT TIME ZONE $1)::date + 1, 0) FROM %s WHERE ",
+                       s->orders) < 0 ||
+            storable_bounds(&sql, "order_date", 1) < 0)
                 return -ENOMEM;
         const char *params[] = { s->config->timezone };
         int r = exec_params(s, "history span", sql.data, 1, params, &res, err, errlen);
@@ -544,11 +693,11 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
  * order_items(order_id): cost follows the affected days, not the history. */
 #define AGGREGATE_BY_PROBES                                                                                 \
         "SELECT r.d::text, s.n::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"              \
-        " coalesce(s.cost, 0)::text"                                                                        \
+        " coalesce(s.cost, 0)::text," AGGREGATE_CHECK_COLUMNS                                               \
         " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi" \
         "         FROM unnest($1::date[]) AS d) AS r"                                                       \
         " CROSS JOIN LATERAL (SELECT count(DISTINCT o.order_id) AS n, sum(i.quantity) AS qty,"              \
-        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"                   \
+        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost" AGGREGATE_CHECKS  \
         "   FROM %1$s o LEFT JOIN %2$s i ON i.order_id = o.order_id"                                        \
         "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS s"       \
         " ORDER BY r.d"
@@ -559,12 +708,12 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
  * would cost an index lookup per order. */
 #define AGGREGATE_BY_JOIN                                                                                         \
         "SELECT r.d::text, coalesce(c.n, 0)::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"       \
-        " coalesce(s.cost, 0)::text FROM unnest($1::date[]) AS r(d)"                                              \
+        " coalesce(s.cost, 0)::text," AGGREGATE_CHECK_COLUMNS " FROM unnest($1::date[]) AS r(d)"                  \
         " LEFT JOIN (SELECT (o.order_date AT TIME ZONE $2)::date AS d, count(*) AS n FROM %1$s o"                 \
         "   WHERE o.order_date >= $4::timestamp AT TIME ZONE $2 AND o.order_date < $5::timestamp AT TIME ZONE $2" \
         "     AND o.status = ANY ($3::text[]) GROUP BY 1) AS c ON c.d = r.d"                                      \
         " LEFT JOIN (SELECT (o.order_date AT TIME ZONE $2)::date AS d, sum(i.quantity) AS qty,"                   \
-        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"                         \
+        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost" AGGREGATE_CHECKS        \
         "   FROM %1$s o JOIN %2$s i ON i.order_id = o.order_id"                                                   \
         "   WHERE o.order_date >= $4::timestamp AT TIME ZONE $2 AND o.order_date < $5::timestamp AT TIME ZONE $2" \
         "     AND o.status = ANY ($3::text[]) GROUP BY 1) AS s ON s.d = r.d"                                      \
@@ -587,7 +736,10 @@ static int choose_by_join(PgSource *s, size_t n, bool *ret, char *err, size_t er
         return 0;
 }
 
-int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
+#define FAULTY_DAYS_SHOWN 5
+
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, size_t *ret_n, Buf *faults, char *err,
+                        size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
         char first[DAY_STRLEN] = "", after_last[DAY_STRLEN] = "";
@@ -613,20 +765,28 @@ int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, 
         if (r < 0)
                 return r;
 
-        size_t rows = (size_t)PQntuples(res);
-        _cleanup_free_ DayStats *out = calloc(rows + 1, sizeof(DayStats));
-        if (!out)
-                return -ENOMEM;
-        for (size_t i = 0; i < rows; i++) {
-                r = parse_aggregate_row(s, res, (int)i, &out[i], err, errlen);
-                if (r < 0)
-                        return r;
-        }
+        size_t rows = (size_t)PQntuples(res), kept = 0, bad = 0;
         if (rows != n) {
                 snprintf(err, errlen, "postgres %s: query 'aggregate affected days' returned %zu days, expected %zu",
                          s->where, rows, n);
                 return -EIO;
         }
+        _cleanup_free_ DayStats *out = calloc(rows + 1, sizeof(DayStats));
+        if (!out)
+                return -ENOMEM;
+        for (size_t i = 0; i < rows; i++) {
+                /* the first few in full, then a count */
+                _cleanup_(buf_free) Buf one = { 0 };
+                r = parse_aggregate_row(s, res, (int)i, &out[kept], bad < FAULTY_DAYS_SHOWN ? faults : &one);
+                if (r < 0)
+                        return r;
+                kept += r == 0;
+                bad += r > 0;
+        }
+        if (bad > FAULTY_DAYS_SHOWN &&
+            buf_printf(faults, "; and %zu more days like these", bad - FAULTY_DAYS_SHOWN) < 0)
+                return -ENOMEM;
         *ret = TAKE_PTR(out);
+        *ret_n = kept;
         return 0;
 }

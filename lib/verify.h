@@ -43,6 +43,10 @@ typedef struct VerifyResult {
         VerifyDiff *diffs;       /* malloc'd, by day */
         size_t n_diffs;          /* differing days, missing ones included */
         uint64_t snapshot_clock; /* the check's snapshot clock (usec), 0 when nothing was read */
+        /* Days the source cannot give exact metrics for (a NULL price, a
+         * negative total quantity: pg_source_aggregate()), described;
+         * not compared.  malloc'd, NULL when there are none. */
+        char *unverifiable;
 } VerifyResult;
 
 void verify_result_done(VerifyResult *r);
