@@ -21,7 +21,7 @@ CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_chec
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/detached.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
-            lib/backlog.c lib/run.c lib/verify.c lib/health.c
+            lib/backlog.c lib/run_control.c lib/run.c lib/verify.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
@@ -56,7 +56,7 @@ SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/da
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
-unit_verify_DEPS := lib/verify.c lib/pg.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
+unit_verify_DEPS := lib/verify.c lib/run_control.c lib/pg.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv

@@ -23,7 +23,7 @@
 #include "config.h"
 #include "day.h"
 #include "metrics.h"
-#include "run.h"
+#include "run_control.h"
 
 /* The compared columns, in table order. */
 #define VERIFY_N_COLUMNS 6
