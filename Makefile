@@ -1,6 +1,6 @@
 # salesd — one explicit Makefile.  Targets: all test demo bench bench-medium bench-large deps install
 # uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check, alerts-check,
-# lintian, airflow-venv, deps-demo).
+# lintian, airflow-venv, deps-demo, fuzz, fuzz-replay, valgrind).
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
@@ -21,7 +21,7 @@ CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_chec
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/detached.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
-            lib/backlog.c lib/run.c lib/verify.c lib/health.c
+            lib/backlog.c lib/run_control.c lib/run.c lib/verify.c lib/health.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
@@ -56,7 +56,7 @@ SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/da
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
-unit_verify_DEPS := lib/verify.c lib/pg.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
+unit_verify_DEPS := lib/verify.c lib/run_control.c lib/pg.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv
@@ -71,11 +71,11 @@ DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libya
                  clickhouse-server clickhouse-client python3-venv
 TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
                  prometheus prometheus-alertmanager \
-                 debhelper dpkg-dev fakeroot lintian mandoc
+                 debhelper dpkg-dev fakeroot lintian mandoc valgrind
 
 .PHONY: all test unit integration demo bench bench-large bench-medium deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
-        man-check alerts-check
+        man-check alerts-check dashboards-check fuzz fuzz-replay valgrind deps-fuzz
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -123,6 +123,45 @@ unit: $(UNIT_BINS)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  SALESD_TEST_FIXTURES=$(CURDIR)/test/fixtures SALESD_SOURCE_DIR=$(CURDIR) $$t; done
 
+# ---- fuzzing (test/fuzz, docs/design.md "Fuzzing and valgrind") ----
+# Each target links into libFuzzer (clang, `make fuzz`: FUZZ_SECONDS each,
+# new inputs in build/fuzz/corpus/<target>, crashes in build/fuzz/crashes/)
+# and into replay.c (gcc, ASan/UBSan, `make fuzz-replay`, part of `make test`:
+# every file of the committed corpus test/fuzz/corpus/<target>, once).
+FUZZ_TARGETS := config cron tsv conninfo money_day
+fuzz_config_DEPS := $(unit_config_DEPS)
+fuzz_cron_DEPS := lib/cron.c lib/day.c
+fuzz_tsv_DEPS := $(SINK_DEPS)
+fuzz_conninfo_DEPS := $(unit_config_DEPS)
+fuzz_money_day_DEPS := lib/money.c lib/metrics.c lib/day.c lib/text.c lib/watermark.c
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+# libFuzzer: only `make fuzz` needs it (deps-fuzz); the replay builds with gcc.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+REPLAY_BINS := $(patsubst %,$(BUILD)/fuzz-replay/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+$(BUILD)/fuzz-replay/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz.h $$(fuzz_$$*_DEPS) $(HDRS) \
+                             | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -Itest/fuzz -o $@ $< test/fuzz/replay.c $(fuzz_$*_DEPS) $(LIBS)
+$(BUILD)/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $$(fuzz_$$*_DEPS) $(HDRS) | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_FLAGS) -Itest/fuzz -o $@ $< $(fuzz_$*_DEPS) $(LIBS)
+fuzz-replay: $(REPLAY_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUILD)/fuzz-replay/fuzz_$$t test/fuzz/corpus/$$t; done
+deps-fuzz:
+	$(call apt_install,$(FUZZ_PACKAGES))
+fuzz: deps-fuzz
+	$(MAKE) $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes/$$t; \
+	  echo "== fuzz_$$t, $(FUZZ_SECONDS) s (log: $(BUILD)/fuzz/$$t.log)"; UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus/$$t test/fuzz/corpus/$$t \
+	  </dev/null >$(BUILD)/fuzz/$$t.log 2>&1 || { tail -60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|INFO: seed corpus' $(BUILD)/fuzz/$$t.log; done
+
 # ---- generated configuration docs (from the key table in lib/config_keys.c) ----
 CONFIG_DOC_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,daemon/salesd-config-doc.c lib/config_doc.c $(CONFIG_SRCS) \
                    lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c)
@@ -153,7 +192,7 @@ man-check: $(MANPAGES)
 	@out=$$(mandoc -Tlint $(MANPAGES) 2>&1); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "mandoc -Tlint: $(MANPAGES) clean"
 
 # ---- static checks ----
-C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h)
+C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h test/fuzz/*.c test/fuzz/*.h)
 format:
 	clang-format -i $(C_FILES)
 format-check:
@@ -166,6 +205,24 @@ cppcheck: $(BUILD)/gen/schema_sql.h
 # The shipped alert rules are valid and pass their unit tests (firing and not firing).
 alerts-check:
 	cd contrib/prometheus && promtool check rules salesd-alerts.yml && promtool test rules salesd-alerts.test.yml
+
+# The shipped Grafana dashboard against Grafana's published dashboard schema
+# (@grafana/schema's types, checked by the TypeScript compiler; both pinned by
+# test/grafana/package-lock.json), with a self-test that broken copies fail.
+GRAFANA_CHECK := $(BUILD)/grafana-check
+GRAFANA_LOCK_HASH = $(shell cat test/grafana/package.json test/grafana/package-lock.json | sha256sum | cut -c1-16)
+# Node.js and npm are the machine's (not in TEST_PACKAGES: Debian's nodejs
+# would not bring npm, and Debian's npm conflicts with a NodeSource nodejs).
+$(GRAFANA_CHECK)/.stamp-%:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "dashboards-check needs Node.js (>= 14.17) and npm on PATH"; exit 1; }
+	rm -rf $(GRAFANA_CHECK) && mkdir -p $(GRAFANA_CHECK)
+	cp test/grafana/package.json test/grafana/package-lock.json $(GRAFANA_CHECK)/
+	cd $(GRAFANA_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+dashboards-check: $(GRAFANA_CHECK)/.stamp-$(GRAFANA_LOCK_HASH)
+	cd $(GRAFANA_CHECK) && NODE_PATH=$(CURDIR)/$(GRAFANA_CHECK)/node_modules \
+	  node $(CURDIR)/test/grafana/check-dashboard.cjs --self-test $(addprefix $(CURDIR)/,$(GRAFANA_DASHBOARDS))
 
 # ---- Python venvs (pinned requirements files) ----
 venv: $(VENV)/.stamp
@@ -190,8 +247,8 @@ $(AIRFLOW210_VENV)/.stamp-%:
 	$(PYTHON) -m venv $(AIRFLOW210_VENV)
 	$(AIRFLOW210_VENV)/bin/pip install --quiet --disable-pip-version-check -r airflow/requirements-2.10.txt -c airflow/requirements-2.10.lock
 	touch $@
-# DAG load checks on both Airflow lines, then `airflow dags test` against the
-# real daemon and ClickHouse 18.16.
+# DAG load checks, then `airflow dags test` against the real daemon and
+# ClickHouse 18.16: every test on both Airflow lines (3.3.2 and 2.10.5).
 airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider airflow/tests
 
@@ -199,13 +256,19 @@ airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
 	SALESD_DEB=$(CURDIR)/$(DEB) SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
 
+# memcheck over once, backfill, verify, a config error and a daemon run with
+# SIGUSR1/SIGHUP/SIGTERM (test/integration/test_valgrind.py, the non-ASan build).
+valgrind: $(BUILD)/salesd venv
+	SALESD_VALGRIND=1 SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  test/integration/test_valgrind.py
+
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check
+	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check dashboards-check
 	$(MAKE) deb lintian
-	$(MAKE) unit
-	$(MAKE) integration
+	$(MAKE) unit fuzz-replay
+	$(MAKE) integration valgrind
 	$(MAKE) airflow-test
 
 demo: deps-demo all venv
@@ -252,6 +315,8 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 AIRFLOW_DAGS := $(wildcard airflow/dags/*.py) airflow/dags/.airflowignore
 # Prometheus alert rules and their promtool unit tests.
 CONTRIB := $(wildcard contrib/prometheus/*.yml)
+# The Grafana dashboard (docs/dashboards.md).
+GRAFANA_DASHBOARDS := $(wildcard contrib/grafana/*.json)
 DOCS := README.md $(wildcard docs/*.md)
 
 install: $(BUILD)/salesd
@@ -262,6 +327,7 @@ install: $(BUILD)/salesd
 	install -m 0644 $(SQL_CH) $(DESTDIR)$(DATADIR)/sql/clickhouse/
 	install -m 0644 $(AIRFLOW_DAGS) $(DESTDIR)$(DATADIR)/airflow/
 	$(if $(CONTRIB),install -d $(DESTDIR)$(DATADIR)/contrib/prometheus && install -m 0644 $(CONTRIB) $(DESTDIR)$(DATADIR)/contrib/prometheus/)
+	$(if $(GRAFANA_DASHBOARDS),install -d $(DESTDIR)$(DATADIR)/contrib/grafana && install -m 0644 $(GRAFANA_DASHBOARDS) $(DESTDIR)$(DATADIR)/contrib/grafana/)
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(UNITDIR)/salesd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/salesd.service
@@ -275,7 +341,7 @@ install: $(BUILD)/salesd
 # Built from a copy of the tree under $(BUILD)/deb, so dpkg-buildpackage's
 # output (it writes next to the source directory) and debian/'s build
 # leftovers stay out of the checkout.
-DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(DOCS) $(MANPAGES) \
+DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(GRAFANA_DASHBOARDS) $(DOCS) $(MANPAGES) \
               systemd/salesd.service config/salesd.yaml completion/salesd.bash Makefile VERSION \
               $(wildcard debian/* debian/source/*)
 deb: $(DEB)
@@ -299,4 +365,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san $(BUILD)/fuzz $(BUILD)/fuzz-replay

@@ -99,7 +99,7 @@ struct Manager {
         Listener *listener;
 
         Task run_task, heartbeat_task, reload_task, audit_task;
-        atomic_bool audit_cancel;
+        RunControl audit_control;
         Day *audit_pending; /* days the audit found differing: the next run recomputes them */
         size_t n_audit_pending;
         ConfigRef *reload_candidate; /* a reloaded config waiting for its schema check */
@@ -216,7 +216,7 @@ static void task_thread(void *userdata) {
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
                 break;
         case TASK_AUDIT:
-                t->result = verify_audit(c, &t->manager->audit_cancel, &t->audit, t->err, sizeof(t->err));
+                t->result = verify_audit(c, &t->manager->audit_control, &t->audit, t->err, sizeof(t->err));
                 break;
         }
 }
@@ -430,7 +430,9 @@ static void on_run_done(Manager *m, Task *t) {
         audit_after_run(m, t);
         update_status(m);
         if (m->stopping) {
-                sd_event_exit(m->event, m->exit_code);
+                /* the heartbeat or the audit may still be on its way out */
+                if (!any_task_busy(m))
+                        sd_event_exit(m->event, m->exit_code);
                 return;
         }
         heartbeat_start(m);
@@ -646,7 +648,7 @@ static void begin_stop(Manager *m, const char *why) {
         log_info("%s: stopping; cancelling the work in progress", why);
         run_control_cancel(&m->control, "salesd is stopping");
         atomic_store(&m->heartbeat_cancel, true);
-        atomic_store(&m->audit_cancel, true);
+        run_control_cancel(&m->audit_control, "salesd is stopping");
         arm_timer(m->stop_timer, now_usec(CLOCK_MONOTONIC) + STOP_GRACE_USEC);
 }
 
@@ -872,6 +874,7 @@ static void manager_free(Manager *m) {
         config_unref(m->config);
         run_backlog_free(m->backlog);
         run_control_done(&m->control);
+        run_control_done(&m->audit_control);
         free(m->config_path);
         free(m);
 }
@@ -976,7 +979,7 @@ static int manager_alloc(const char *config_path, const Config *c, Manager **ret
         m->clock_fd = -1;
         run_control_init(&m->control);
         atomic_init(&m->heartbeat_cancel, false);
-        atomic_init(&m->audit_cancel, false);
+        run_control_init(&m->audit_control);
         if (run_backlog_new(&m->backlog) < 0)
                 return -ENOMEM;
         m->config_path = strdup(config_path);

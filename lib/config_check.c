@@ -64,8 +64,18 @@ int config_check_timezone(const char *v, char *msg, size_t len) {
         }
         snprintf(path, sizeof(path), "%s/%s", zoneinfo_dir(), v);
         if (stat(path, &st) < 0) {
-                snprintf(msg, len, "unknown time zone '%s' (no such zone in %s)", config_value_quote(v, q, sizeof(q)),
-                         zoneinfo_dir());
+                const char *tzdir = getenv("TZDIR");
+                char d[128];
+                if (tzdir && *tzdir)
+                        /* the environment, not the file, is at fault */
+                        snprintf(msg, len,
+                                 "unknown time zone '%s': no such zone in '%s', the directory the environment "
+                                 "variable TZDIR names (unset TZDIR, or set it to the zone files' directory such as "
+                                 "/usr/share/zoneinfo)",
+                                 config_value_quote(v, q, sizeof(q)), config_value_quote(tzdir, d, sizeof(d)));
+                else
+                        snprintf(msg, len, "unknown time zone '%s' (no such zone in %s)",
+                                 config_value_quote(v, q, sizeof(q)), zoneinfo_dir());
                 return -EINVAL;
         }
         if (S_ISDIR(st.st_mode)) {

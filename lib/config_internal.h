@@ -121,6 +121,9 @@ int config_check_conninfo(const char *v, char *msg, size_t len);
 typedef struct Origin {
         unsigned line, column; /* 1-based; 0 = not from the file */
         char env[64];          /* "" = not from the environment */
+        /* The default fails its check on this machine (timezone "UTC" with a
+         * TZDIR that lacks it): an error only if nothing else sets the key. */
+        bool bad_default;
 } Origin;
 
 typedef struct Loader {
@@ -137,6 +140,13 @@ void loader_add(Loader *l, const char *fmt, ...) __attribute__((format(printf, 2
 /* Reports a problem with key ki at its origin. */
 void loader_key_error(Loader *l, size_t ki, const char *msg);
 
-/* config_yaml.c: walks the file into l->config.  Returns 0 (problems are in
- * l), -EINVAL on a syntax error (reported) or -ENOMEM. */
-int config_yaml_load(Loader *l, FILE *f);
+/* Limits on a configuration file, so that a wrong path or a hostile file
+ * cannot stall loading (on SIGHUP, the daemon's loop): its size, and how
+ * deeply nodes nest (salesd's own settings nest 3 deep: section, key, list). */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define CONFIG_MAX_DEPTH 32
+
+/* config_yaml.c: walks the file's text (len bytes, at most CONFIG_MAX_BYTES)
+ * into l->config.  Returns 0 (problems are in l), -EINVAL on a syntax error
+ * or nesting deeper than CONFIG_MAX_DEPTH (reported) or -ENOMEM. */
+int config_yaml_load(Loader *l, const unsigned char *buf, size_t len);

@@ -323,6 +323,15 @@ def test_metrics_parse_as_prometheus_text(salesd, pg_db, ch18_db):
     count = {s.labels["trigger"]: s.value for s in hist.samples if s.name.endswith("_count")}
     assert count["start"] == 1.0 and sum(count.values()) == 1.0
     assert families["salesd_days_written"].samples[0].value == 2.0
+    # the run reached both stages once; each took some time, less than the run
+    stages = families["salesd_stage_duration_seconds"]
+    assert stages.type == "histogram"
+    stage_count = {s.labels["stage"]: s.value for s in stages.samples if s.name.endswith("_count")}
+    stage_sum = {s.labels["stage"]: s.value for s in stages.samples if s.name.endswith("_sum")}
+    assert stage_count == {"postgres": 1.0, "clickhouse": 1.0}
+    run_sum = sum(s.value for s in hist.samples if s.name.endswith("_sum"))
+    assert 0 < stage_sum["postgres"] and 0 < stage_sum["clickhouse"]
+    assert stage_sum["postgres"] + stage_sum["clickhouse"] <= run_sum
     assert families["salesd_days_recomputed"].samples[0].value >= 2.0
     assert families["salesd_config_last_reload_successful"].samples[0].value == 1.0
     # the standard process metrics, instead of salesd_up / salesd_start_time_seconds
