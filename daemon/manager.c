@@ -35,6 +35,7 @@
 
 #include "backlog.h"
 #include "buf.h"
+#include "ch.h"
 #include "cron.h"
 #include "duration.h"
 #include "health.h"
@@ -714,7 +715,15 @@ static int reload_prepare(Manager *m, ConfigRef **ret_ref, CronExpr **ret_cron) 
 }
 
 /* Puts the candidate in force (takes both) and tells systemd. */
+static bool same_urls(char *const *a, char *const *b) {
+        while (*a && *b && strcmp(*a, *b) == 0)
+                a++, b++;
+        return !*a && !*b;
+}
+
 static void reload_apply(Manager *m, ConfigRef *ref, CronExpr *cron) {
+        if (!same_urls(cfg(m)->clickhouse.url, ref->config->clickhouse.url))
+                ch_endpoint_reset(); /* a new list: its first url */
         config_unref(m->config);
         m->config = ref;
         cron_free(m->cron);
@@ -817,6 +826,7 @@ static int http_healthz(void *userdata, char **ret_body) {
         Manager *m = userdata;
         int status = 500;
         health_update_backlog(m);
+        m->health.clickhouse_endpoint = ch_endpoint_current(&cfg(m)->clickhouse);
         *ret_body = health_render_json(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m), &status);
         return *ret_body ? status : 500;
 }
@@ -833,6 +843,7 @@ static int http_metrics(void *userdata, char **ret_body) {
         Manager *m = userdata;
         HealthProcess proc;
         health_update_backlog(m);
+        m->health.clickhouse_endpoint = ch_endpoint_current(&cfg(m)->clickhouse);
         bool have_proc = procstat_read(&proc) >= 0;
         *ret_body = health_render_metrics(&m->health, have_proc ? &proc : NULL, now_usec(CLOCK_REALTIME),
                                           schedule_period(m));

@@ -214,7 +214,7 @@ static void assert_defaults(const Config *c) {
         assert_true(c->postgres.statement_timeout == 5 * USEC_PER_MINUTE);
         assert_true(c->postgres.lock_key == 7345001);
         assert_null(c->postgres.password);
-        assert_string_equal(c->clickhouse.url, "http://127.0.0.1:8123");
+        assert_string_equal(c->clickhouse.url[0], "http://127.0.0.1:8123");
         assert_string_equal(c->clickhouse.database, "default");
         assert_string_equal(c->clickhouse.user, "default");
         assert_string_equal(c->clickhouse.password_file, "");
@@ -280,7 +280,7 @@ static void test_full_file(void **state) {
         assert_null(c->postgres.completed_statuses[3]);
         assert_true(c->postgres.statement_timeout == 90 * USEC_PER_SEC);
         assert_true(c->postgres.lock_key == -42);
-        assert_string_equal(c->clickhouse.url, "https://ch.example:8443");
+        assert_string_equal(c->clickhouse.url[0], "https://ch.example:8443");
         assert_string_equal(c->clickhouse.database, "analytics");
         assert_string_equal(c->clickhouse.user, "salesd");
         assert_true(c->clickhouse.timeout == 1500 * USEC_PER_MSEC);
@@ -810,7 +810,7 @@ static void test_env_overrides(void **state) {
         assert_string_equal(c->postgres.completed_statuses[2], "paid");
         assert_null(c->postgres.completed_statuses[3]);
         assert_true(c->postgres.lock_key == -7);
-        assert_string_equal(c->clickhouse.url, "https://env-ch:8443");
+        assert_string_equal(c->clickhouse.url[0], "https://env-ch:8443");
         assert_int_equal(c->clickhouse.retries, 9);
         assert_string_equal(c->http.listen, "");
         assert_int_equal(c->log_level, LOG_DEBUG);
@@ -1221,6 +1221,9 @@ static const struct {
         { "postgres.password_file", false, "password", "pg-password", false },
         { "postgres.lock_key", true, NULL, NULL, false },
         { "clickhouse.url", false, NULL, NULL, true },
+        { "clickhouse.cluster", true, NULL, NULL, false },
+        { "clickhouse.zookeeper_path", true, NULL, NULL, false },
+        { "clickhouse.insert_quorum", false, NULL, NULL, false },
         { "clickhouse.password_file", false, "password", "ch-password", false },
         { "http.listen", true, NULL, NULL, false },
         { "http.token_file", false, "token", "http-token", false },
@@ -1267,7 +1270,8 @@ static void test_key_table(void **state) {
                 if (!found)
                         fail_msg("key '%s': its section is not in config_sections", k->name);
         }
-        assert_int_equal(restart_only, 4); /* instance, postgres.lock_key, http.listen, notify.channel */
+        /* instance, postgres.lock_key, http.listen, notify.channel, clickhouse.cluster, clickhouse.zookeeper_path */
+        assert_int_equal(restart_only, 6);
         char env[64];
         config_key_env_name(&config_keys[config_key_index("postgres.completed_statuses")], env, sizeof(env));
         assert_string_equal(env, "SALESD_POSTGRES_COMPLETED_STATUSES");
