@@ -69,7 +69,7 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                  libsystemd-dev libmicrohttpd-dev libjansson-dev postgresql-15 \
                  clickhouse-server clickhouse-client python3-venv
-TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
+TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 zookeeper \
                  prometheus prometheus-alertmanager \
                  debhelper dpkg-dev fakeroot lintian mandoc valgrind
 

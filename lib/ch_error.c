@@ -54,6 +54,9 @@
 #define HINT_TOO_BIG  "the answer is larger than salesd accepts"
 #define HINT_CLIENT   "libcurl could not run the request"
 #define HINT_AUTH     "check clickhouse.user and the password in clickhouse.password_file"
+#define HINT_QUORUM                                                                                       \
+        "clickhouse.insert_quorum: fewer replicas confirmed the insert than the quorum needs; bring the " \
+        "replicas back, or lower clickhouse.insert_quorum"
 
 /* libcurl's error families.  Anything not listed is -EIO: retried, as an
  * unknown cause may pass, but never called "server unavailable". */
@@ -285,6 +288,8 @@ static int classify_answer(const ChExchange *x, const char *exc, size_t exc_len,
         int r = status_error(x->http_status);
         if (x->http_status == 401 || x->http_status == 403 || strstr(text, "Code: 516"))
                 hint = " (" HINT_AUTH ")";
+        else if (strstr(text, "Code: 285") || strstr(text, "Code: 286") || strstr(text, "Code: 319"))
+                hint = " (" HINT_QUORUM ")";
         else if (r == -EPROTO)
                 hint = " (" HINT_REDIRECT ")";
         if (code && ok)

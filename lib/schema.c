@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "log.h"
 #include "macro.h"
 #include "schema_sql.h"
 #include "tsv.h"
@@ -122,10 +123,13 @@ static const char *put_create_head(Buf *out, const char *sql, const char *db, co
 
 /* "ENGINE = [Replacing]MergeTree(args)" -> "ENGINE =
  * Replicated[Replacing]MergeTree('<path>/<table>', '{replica}'[, args])";
- * " FROM t" -> " FROM `db`.t" (a view's table, resolved on each replica). */
+ * "FROM t" -> "FROM `db`.t" (a view's table: the distributed DDL runs in
+ * each replica's default database). */
 static int put_cluster_body(Buf *out, const char *rest, const char *db, const ClickHouseConfig *cfg, const char *table,
                             size_t table_len) {
-        const char *engine = strstr(rest, "ENGINE = "), *from = strstr(rest, " FROM ");
+        const char *engine = strstr(rest, "ENGINE = "), *from = strstr(rest, "FROM ");
+        while (from && from > rest && from[-1] != ' ' && from[-1] != '\n')
+                from = strstr(from + 1, "FROM ");
         int r = 0;
         if (engine) {
                 const char *name = engine + 9, *open = name + ident_len(name), *close = strchr(open, ')');
@@ -135,12 +139,12 @@ static int put_cluster_body(Buf *out, const char *rest, const char *db, const Cl
                 r = r ? r : buf_printf(out, "Replicated%.*s('", (int)(open - name), name);
                 r = r ? r : put_zookeeper_path(out, cfg->zookeeper_path, cfg->database, table, table_len);
                 r = r ? r
-                      : buf_printf(out, "', '{replica}'%s%.*s", close > open + 1 ? ", " : "", (int)(close - open),
+                      : buf_printf(out, "', '{replica}'%s%.*s", close > open + 1 ? ", " : "", (int)(close - open - 1),
                                    open + 1);
                 return r ? r : buf_puts(out, close);
         }
         if (from) {
-                const char *name = from + 6;
+                const char *name = from + 5;
                 r = buf_append(out, rest, (size_t)(name - rest));
                 r = r ? r : buf_printf(out, "%s.", db);
                 return r ? r : buf_puts(out, name);
@@ -185,6 +189,8 @@ static int create_objects(ChClient *c, const ClickHouseConfig *cfg, char *err, s
 }
 
 #define SALESD_TABLES "('daily_sales_stats', 'salesd_runs', 'salesd_heartbeat', 'salesd_state')"
+#define LATEST_VIEW   "daily_sales_stats_latest"
+#define F5            "sql/clickhouse/005_daily_sales_stats_latest.sql"
 
 /* Everything verification needs in one round trip, as rows of four fields:
  * "database NAME", "table NAME ENGINE", "column TABLE NAME TYPE". */
@@ -194,7 +200,7 @@ static int read_catalog(ChClient *c, const char *database, char **ret_body, char
         if (!lit || buf_printf(&sql,
                                "SELECT 'database', name, '', '' FROM system.databases WHERE name = %1$s"
                                " UNION ALL SELECT 'table', name, engine, '' FROM system.tables"
-                               "  WHERE database = %1$s AND name IN " SALESD_TABLES
+                               "  WHERE database = %1$s AND (name IN " SALESD_TABLES " OR name = '" LATEST_VIEW "')"
                                " UNION ALL SELECT 'column', table, name, type FROM system.columns"
                                "  WHERE database = %1$s AND table IN " SALESD_TABLES " FORMAT TabSeparated",
                                lit) < 0)
@@ -314,6 +320,7 @@ static int verify_columns(const char *catalog, const char *database, char *err, 
 
 static int verify_objects(ChClient *c, const char *database, bool replicated, char *err, size_t errlen) {
         _cleanup_free_ char *catalog = NULL;
+        char engine[128];
         int r = read_catalog(c, database, &catalog, err, errlen);
         if (r < 0)
                 return r;
@@ -325,6 +332,12 @@ static int verify_objects(ChClient *c, const char *database, bool replicated, ch
                 return -ENOENT;
         }
         r = verify_engines(catalog, database, replicated, err, errlen);
+        if (r == 0 && replicated && !engine_of(catalog, LATEST_VIEW, engine, sizeof(engine))) {
+                /* on a cluster, creating is skipped when all is in place */
+                snprintf(err, errlen, F5 ": view `%s`.`" LATEST_VIEW "` does not exist (run 'salesd init-schema')",
+                         database);
+                r = -ENOENT;
+        }
         return r < 0 ? r : verify_columns(catalog, database, err, errlen);
 }
 
@@ -346,10 +359,42 @@ static int verify_replica(const ClickHouseConfig *cfg, size_t i, const atomic_bo
         return r;
 }
 
+/* Verifies on every URL.  A replica that cannot be reached (down, timing
+ * out, read-only does not matter for reading the catalog) is skipped when
+ * another one verified: failover exists for exactly that case, and a
+ * replica that comes back runs the ON CLUSTER DDL it missed from the
+ * distributed DDL queue.  One that answers with a missing table or a wrong
+ * type fails the check, named. */
+static int verify_replicas(const ClickHouseConfig *c, const atomic_bool *cancel, char *err, size_t errlen) {
+        int unreachable = 0;
+        bool verified = false;
+        for (size_t i = 0; c->url[i]; i++) {
+                char inner[2048];
+                int r = verify_replica(c, i, cancel, inner, sizeof(inner));
+                if (r == 0)
+                        verified = true;
+                else if (c->url[1] && ch_error_failover(r, 0) && r != -EIO) {
+                        log_debug("schema check: skipping unreachable replica: %s", inner);
+                        if (!unreachable) {
+                                unreachable = r;
+                                snprintf(err, errlen, "%s", inner);
+                        }
+                } else {
+                        snprintf(err, errlen, "%s", inner);
+                        return r;
+                }
+        }
+        return verified ? 0 : unreachable;
+}
+
 /* Creating is idempotent (IF NOT EXISTS; ON CLUSTER on a cluster, through
- * the current endpoint); verifying is one query per URL. */
+ * the current endpoint); verifying is one query per URL.  On a cluster the
+ * DDL is sent only when something is missing: ON CLUSTER waits for every
+ * replica, so a start with one replica down would otherwise fail. */
 int schema_check(const ClickHouseConfig *c, bool create, const atomic_bool *cancel, char *err, size_t errlen) {
         _cleanup_(ch_client_freep) ChClient *ch = NULL;
+        if (create && clustered(c) && verify_replicas(c, cancel, err, errlen) == 0)
+                return 0;
         int r = create ? ch_client_new(c, &ch, err, errlen) : 0;
         if (r < 0)
                 return r;
@@ -359,7 +404,5 @@ int schema_check(const ClickHouseConfig *c, bool create, const atomic_bool *canc
                 r = create_database(ch, c, err, errlen);
         if (r == 0 && create)
                 r = create_objects(ch, c, err, errlen);
-        for (size_t i = 0; r == 0 && c->url[i]; i++)
-                r = verify_replica(c, i, cancel, err, errlen);
-        return r;
+        return r < 0 ? r : verify_replicas(c, cancel, err, errlen);
 }
