@@ -162,7 +162,7 @@ int schema_cluster_sql(const char *sql, const ClickHouseConfig *cfg, char **ret)
                 return -ENOMEM;
         const char *rest = put_create_head(&out, sql, db, cluster, &table, &n);
         if (!rest)
-                return out.data ? -EINVAL : -ENOMEM;
+                return table ? -ENOMEM : -EINVAL;
         int r = put_cluster_body(&out, rest, db, cfg, table, n);
         if (r < 0)
                 return r;
