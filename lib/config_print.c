@@ -40,6 +40,8 @@ static int print_string(FILE *f, const KeyDef *k, const char *s) {
 
 static int print_list(FILE *f, const KeyDef *k, char *const *items) {
         int r = 0;
+        if (k->scalar_ok && items && items[0] && !items[1]) /* one URL prints as it is usually written */
+                return print_string(f, k, items[0]);
         fputc('[', f);
         for (size_t j = 0; r == 0 && items && items[j]; j++) {
                 if (j > 0)
