@@ -331,3 +331,32 @@ def test_quorum_refused_with_a_replica_down_writes_nothing(cluster_db, pg_db, sa
     for db in (r1, r2):  # the quorum: both have every row when salesd returns
         assert_matches_oracle(db, pg_db)
         assert duplicate_versions(db) == []
+
+
+def test_quorum_with_a_replica_killed_times_out_on_the_server(cluster_db, pg_db, salesd, whole_cluster):
+    """A replica killed with SIGKILL still counts as alive (its ZooKeeper
+    session lives on), so a quorum insert waits for it: the server's
+    insert_quorum_timeout, below clickhouse.timeout, ends the wait with the
+    server's quorum error, not the client's timeout.  After the replica is
+    back the quorum completes and the next run is exact."""
+    src = Source(pg_db)
+    load_tricky(src)
+    cluster = cluster_db.cluster
+    r1, r2 = cluster_db.on
+    cfg = write_config(salesd, pg_db, cluster_db, **{"clickhouse.insert_quorum": 2})
+    run_ok(salesd, cfg, "init-schema")
+    cluster.replicas[1].kill()
+    r = salesd.run("once", config=cfg)
+    print(r.stderr)
+    assert r.returncode == 1, r.stderr
+    assert "quorum" in r.stderr.lower(), r.stderr
+    assert "Timeout was reached" not in r.stderr and "Operation timed out" not in r.stderr, r.stderr
+    assert oracle.ch_watermark(r1) in (None, "")
+
+    cluster.restart(1)
+    cluster.wait_writable(1)
+    run_ok(salesd, cfg, "once")
+    wait_replicated(cluster_db)
+    for db in (r1, r2):
+        assert_matches_oracle(db, pg_db)
+        assert duplicate_versions(db) == []
