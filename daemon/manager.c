@@ -120,6 +120,7 @@ struct Manager {
         sd_event_source *clock_watch;
         int clock_fd;
         usec_t next_run;
+        char clickhouse_endpoint[512]; /* the last one logged (SPEC §9 failover) */
 };
 
 /* ---------- small helpers ---------- */
@@ -410,6 +411,15 @@ static void on_audit_done(Manager *m, Task *t) {
                 sd_event_exit(m->event, m->exit_code);
 }
 
+/* Says once when requests moved to another clickhouse.url (the client
+ * fails over silently: library code logs at debug only). */
+static void note_clickhouse_endpoint(Manager *m) {
+        const char *now = ch_endpoint_current(&cfg(m)->clickhouse);
+        if (m->clickhouse_endpoint[0] && strcmp(m->clickhouse_endpoint, now) != 0)
+                log_warning("clickhouse: requests now go to %s (failed over from %s)", now, m->clickhouse_endpoint);
+        snprintf(m->clickhouse_endpoint, sizeof(m->clickhouse_endpoint), "%s", now);
+}
+
 static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
         m->health.running = false;
@@ -427,6 +437,7 @@ static void on_run_done(Manager *m, Task *t) {
         if (t->record.status == RUN_STATUS_SUCCESS && t->outcome.complete_as_of > m->health.complete_as_of)
                 m->health.complete_as_of = t->outcome.complete_as_of;
         health_update_backlog(m);
+        note_clickhouse_endpoint(m);
         log_run_result(m, &t->record, &t->outcome);
         audit_after_run(m, t);
         update_status(m);
@@ -540,6 +551,7 @@ static void heartbeat_start(Manager *m) {
 }
 
 static void on_heartbeat_done(Manager *m, Task *t) {
+        note_clickhouse_endpoint(m);
         if (t->result < 0) {
                 m->health.heartbeat_failures_total++;
                 log_warning("heartbeat not written: %s", t->err);

@@ -238,6 +238,7 @@ def test_daemon_fails_over_when_its_replica_stops(cluster_db, pg_db, salesd, who
     proc.send_signal(signal.SIGUSR1)
     proc.wait_for(r"\(trigger signal\): success", timeout=60)
     assert json.loads(http_get(port, "/healthz")[1])["clickhouse"]["endpoint"] == r2.url
+    assert f"clickhouse: requests now go to {r2.url} (failed over from {r1.url})" in proc.stderr
     _, metrics = http_get(port, "/metrics")
     assert f'salesd_clickhouse_endpoint_info{{url="{r2.url}"}} 1' in metrics
     assert_matches_oracle(r2, pg_db)
