@@ -269,7 +269,9 @@ const KeyDef config_keys[] = {
                 .restart_only = true,
                 .offset = OFF(clickhouse.cluster),
                 .check = config_check_ch_cluster,
-                .doc = "cluster of <remote_servers> for ON CLUSTER DDL and Replicated engines; empty: one server",
+                .doc = "the replicas' cluster in `<remote_servers>`, for ON CLUSTER DDL and Replicated engines; empty: "
+                       "one "
+                       "server",
                 .doc_type = "name",
                 .doc_more = "With a name, `init-schema` and the daemon's start create every table `ON CLUSTER` "
                             "with the `Replicated` form of its engine and verify the schema on every URL of "
@@ -301,7 +303,8 @@ const KeyDef config_keys[] = {
                 .doc_more = "Sent as `insert_quorum` with `insert_quorum_timeout` of three quarters of "
                             "`clickhouse.timeout` (a replica killed without a clean stop counts as alive until its "
                             "ZooKeeper session expires); reads then use `select_sequential_consistency=1`. An "
-                            "insert the quorum refuses fails the run with the server's error and writes nothing.",
+                            "insert refused for too few live replicas fails the run with the server's error and "
+                            "writes nothing (see `docs/operations.md` for a replica killed during a quorum insert).",
         },
         {
                 .name = "clickhouse.database",
