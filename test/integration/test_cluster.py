@@ -21,7 +21,7 @@ import pytest
 from conftest import ChDb, free_port
 
 from harness import oracle
-from harness.relay import FORWARD, Answer, Relay
+from harness.relay import FORWARD, FORWARD_THEN_DROP, Answer, Relay
 from harness.servers import wait_until
 
 # The pipeline's correctness scenarios, collected again in this module where
@@ -361,3 +361,39 @@ def test_quorum_with_a_replica_killed_times_out_on_the_server(cluster_db, pg_db,
     for db in (r1, r2):
         assert_matches_oracle(db, pg_db)
         assert duplicate_versions(db) == []
+
+
+def duplicated_blocks(db: ChDb) -> int:
+    rows = db.rows("SELECT value FROM system.events WHERE event = 'DuplicatedInsertedBlocks'")
+    return int(rows[0][0]) if rows else 0
+
+
+def test_a_retried_watermark_block_is_deduplicated_on_the_other_replica(cluster_db, pg_db, salesd):
+    """The watermark insert lands on replica 1 and its answer is lost: the
+    client fails over and resends the same bytes to replica 2, whose
+    replicated table recognises the block and drops it (SPEC §9: a retried
+    block of the other tables is byte-identical)."""
+    src = Source(pg_db)
+    load_tricky(src)
+    r1, r2 = cluster_db.on
+    lost = []
+
+    def decide(path, body):
+        if "INSERT%20INTO%20salesd_state" in path and not lost:
+            lost.append(path)
+            return FORWARD_THEN_DROP
+        return FORWARD
+
+    relay = Relay(r1.url, decide)
+    try:
+        cfg = write_config(salesd, pg_db, cluster_db, **{"clickhouse.url": [relay.url, r2.url]})
+        run_ok(salesd, cfg, "init-schema")
+        before = duplicated_blocks(r2)
+        run_ok(salesd, cfg, "once")
+    finally:
+        relay.close()
+    assert len(lost) == 1
+    assert duplicated_blocks(r2) > before
+    state = cluster_db.on[0].rows("SELECT count() FROM salesd_state")
+    assert state == [["1"]], state
+    wait_until(lambda: r2.rows("SELECT count() FROM salesd_state") == [["1"]], timeout=30, what="replication")
