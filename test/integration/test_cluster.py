@@ -348,7 +348,6 @@ def test_quorum_with_a_replica_killed_times_out_on_the_server(cluster_db, pg_db,
     run_ok(salesd, cfg, "init-schema")
     cluster.replicas[1].kill()
     r = salesd.run("once", config=cfg)
-    print(r.stderr)
     assert r.returncode == 1, r.stderr
     assert "quorum" in r.stderr.lower(), r.stderr
     assert "Timeout was reached" not in r.stderr and "Operation timed out" not in r.stderr, r.stderr
