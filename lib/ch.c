@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,15 +28,28 @@
 #define BACKOFF_BASE_MS    200u
 #define BACKOFF_CAP_MS     10000u
 
-static atomic_size_t endpoint_current;
+/* The process's current endpoint: (generation << 32) | index into
+ * clickhouse.url.  ch_endpoint_reset() starts a new generation, so a client
+ * made under the previous list (a heartbeat still running across a
+ * reload) cannot move the new list's endpoint. */
+static _Atomic uint64_t endpoint_state;
+
+static size_t endpoint_index(void) {
+        return (size_t)(atomic_load(&endpoint_state) & UINT32_MAX);
+}
+
+static uint32_t endpoint_generation(void) {
+        return (uint32_t)(atomic_load(&endpoint_state) >> 32);
+}
 
 struct ChClient {
         CURL *curl;
         struct curl_slist *headers;
-        char **bases;   /* "http://host:port" without trailing slash or credentials, in failover order */
-        size_t n_bases; /* at least 1 */
-        size_t current; /* index into bases of the endpoint requests go to */
-        bool pinned;    /* one endpoint only: no failover */
+        char **bases;        /* "http://host:port" without trailing slash or credentials, in failover order */
+        size_t n_bases;      /* at least 1 */
+        size_t current;      /* index into bases of the endpoint requests go to */
+        bool pinned;         /* one endpoint only: no failover */
+        uint32_t generation; /* of endpoint_state when the client was made */
         char *database;
         usec_t timeout;
         unsigned retries;
@@ -77,7 +91,8 @@ static int set_bases(ChClient *c, const ClickHouseConfig *cfg, ssize_t pin) {
         for (size_t i = 0; i < c->n_bases; i++)
                 if (!(c->bases[i] = base_url(cfg->url[pin >= 0 ? (size_t)pin : i])))
                         return -ENOMEM;
-        c->current = c->pinned ? 0 : atomic_load(&endpoint_current) % c->n_bases;
+        c->generation = endpoint_generation();
+        c->current = c->pinned ? 0 : endpoint_index() % c->n_bases;
         return 0;
 }
 
@@ -164,11 +179,22 @@ const char *ch_client_url(const ChClient *c) {
 
 const char *ch_endpoint_current(const ClickHouseConfig *cfg) {
         size_t n = url_count(cfg);
-        return n ? cfg->url[atomic_load(&endpoint_current) % n] : "";
+        return n ? cfg->url[endpoint_index() % n] : "";
 }
 
 void ch_endpoint_reset(void) {
-        atomic_store(&endpoint_current, 0);
+        uint64_t old = atomic_load(&endpoint_state);
+        while (!atomic_compare_exchange_weak(&endpoint_state, &old, ((old >> 32) + 1) << 32))
+                ;
+}
+
+/* Makes this client's endpoint the process's, unless the list changed
+ * since the client was made. */
+static void endpoint_publish(const ChClient *c) {
+        uint64_t old = atomic_load(&endpoint_state);
+        uint64_t want = ((uint64_t)c->generation << 32) | c->current;
+        while ((uint32_t)(old >> 32) == c->generation && !atomic_compare_exchange_weak(&endpoint_state, &old, want))
+                ;
 }
 
 size_t ch_endpoint_next(size_t current, size_t n) {
@@ -179,7 +205,7 @@ size_t ch_endpoint_next(size_t current, size_t n) {
 static void fail_over(ChClient *c, const char *why) {
         size_t from = c->current;
         c->current = ch_endpoint_next(c->current, c->n_bases);
-        atomic_store(&endpoint_current, c->current);
+        endpoint_publish(c);
         log_debug("clickhouse %s failed (%s): failing over to %s", c->bases[from], why, c->bases[c->current]);
 }
 
@@ -396,7 +422,7 @@ static int request_any(ChClient *c, const char *sql, const char *data, unsigned 
                 int r = request_once(c, sql, data, flags, a, err, errlen);
                 if (r == 0) {
                         if (!c->pinned)
-                                atomic_store(&endpoint_current, c->current);
+                                endpoint_publish(c);
                         return 0;
                 }
                 if (c->pinned || !ch_error_failover(r, a->code))

@@ -245,6 +245,29 @@ def test_daemon_fails_over_when_its_replica_stops(cluster_db, pg_db, salesd, who
     proc.stop()
 
 
+def test_a_reload_with_a_new_url_list_starts_at_its_first_url(cluster_db, pg_db, salesd):
+    src = Source(pg_db)
+    load_tricky(src)
+    r1, r2 = cluster_db.on
+    port = free_port()
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = {"http.listen": f"127.0.0.1:{port}", "schedule": "0 0 1 1 *"}
+    cfg = write_config(salesd, pg_db, cluster_db, **{"clickhouse.url": [dead, r1.url]}, **settings)
+    run_ok(salesd, cfg, "init-schema")
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for(r"\(trigger start\): success", timeout=60)
+    assert json.loads(http_get(port, "/healthz")[1])["clickhouse"]["endpoint"] == r1.url  # the second of two
+    write_config(salesd, pg_db, cluster_db, **{"clickhouse.url": [r2.url, r1.url]}, **settings)
+    proc.send_signal(signal.SIGHUP)
+    proc.wait_for("reload: configuration .* loaded", timeout=60)
+    # not "the second URL of the new list" (r1): a new list starts at its first
+    assert json.loads(http_get(port, "/healthz")[1])["clickhouse"]["endpoint"] == r2.url
+    proc.send_signal(signal.SIGUSR1)
+    proc.wait_for(r"\(trigger signal\): success", timeout=60)
+    assert json.loads(http_get(port, "/healthz")[1])["clickhouse"]["endpoint"] == r2.url
+    proc.stop()
+
+
 class KillOnInsert(Relay):
     """In front of replica 1: the first INSERT into daily_sales_stats
     reaches the replica (its rows land there), then the replica is killed

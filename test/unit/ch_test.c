@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -290,12 +294,64 @@ static void test_failover_refused(void **state) {
         assert_int_equal(ch_client_new_pinned(&cfg, 2, &c, err, sizeof(err)), -EINVAL);
 }
 
+/* A loopback port that takes connections (the kernel's backlog) and never
+ * answers: a request to it times out after it was sent. */
+static int silent_listener(int *ret_port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(fd, 8), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        *ret_port = ntohs(a.sin_port);
+        return fd;
+}
+
+/* A timeout moves the current endpoint to the next URL (once: the outcome
+ * is unknown, the caller decides about a retry); a client made before the
+ * list was replaced (ch_endpoint_reset()) cannot move the new list's. */
+static void test_failover_after_timeout(void **state) {
+        (void)state;
+        int port, fd = silent_listener(&port);
+        char silent[64], err[1024];
+        snprintf(silent, sizeof(silent), "http://127.0.0.1:%d", port);
+        char *urls[] = { silent, "http://127.0.0.1:1", NULL };
+        ClickHouseConfig cfg = {
+                .url = urls, .database = "default", .user = "default", .timeout = 300 * USEC_PER_MSEC, .retries = 0
+        };
+        ChClient *c = NULL;
+
+        ch_endpoint_reset();
+        assert_int_equal(ch_client_new(&cfg, &c, err, sizeof(err)), 0);
+        assert_int_equal(ch_query(c, "SELECT 1", NULL, CH_NO_RETRY, NULL, err, sizeof(err)), -ETIMEDOUT);
+        assert_non_null(strstr(err, silent));
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:1");
+        assert_string_equal(ch_endpoint_current(&cfg), "http://127.0.0.1:1");
+        ch_client_free(c);
+
+        ch_endpoint_reset();
+        assert_string_equal(ch_endpoint_current(&cfg), silent);
+        assert_int_equal(ch_client_new(&cfg, &c, err, sizeof(err)), 0);
+        ch_endpoint_reset(); /* a reload replaced the list while c was in use */
+        assert_int_equal(ch_query(c, "SELECT 1", NULL, CH_NO_RETRY, NULL, err, sizeof(err)), -ETIMEDOUT);
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:1");
+        assert_string_equal(ch_endpoint_current(&cfg), silent);
+        ch_client_free(c);
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_exc25_length),     cmocka_unit_test(test_classify),
-                cmocka_unit_test(test_curl_detail),      cmocka_unit_test(test_retryable),
-                cmocka_unit_test(test_find_exception),   cmocka_unit_test(test_exception_code),
-                cmocka_unit_test(test_failover_classes), cmocka_unit_test(test_failover_refused),
+                cmocka_unit_test(test_exc25_length),
+                cmocka_unit_test(test_classify),
+                cmocka_unit_test(test_curl_detail),
+                cmocka_unit_test(test_retryable),
+                cmocka_unit_test(test_find_exception),
+                cmocka_unit_test(test_exception_code),
+                cmocka_unit_test(test_failover_classes),
+                cmocka_unit_test(test_failover_refused),
+                cmocka_unit_test(test_failover_after_timeout),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
