@@ -37,7 +37,8 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog verify
+UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog verify \
+              schema
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := $(CONFIG_SRCS) lib/config_doc.c lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c
 unit_cron_DEPS := lib/cron.c lib/day.c
@@ -51,6 +52,7 @@ unit_http_DEPS := daemon/http.c lib/listen.c lib/log.c
 unit_listen_DEPS := lib/listen.c
 unit_text_DEPS := lib/text.c
 unit_ch_DEPS := lib/ch.c lib/ch_error.c lib/buf.c lib/text.c lib/log.c
+unit_schema_DEPS := lib/schema.c lib/ch.c lib/ch_error.c lib/buf.c lib/text.c lib/log.c lib/tsv.c $(BUILD)/gen/schema_sql.c
 SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c lib/text.c lib/log.c \
              lib/watermark.c
 unit_sink_DEPS := $(SINK_DEPS)
@@ -64,12 +66,12 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 # `make demo` installs only DEMO_PACKAGES: the compiler, the libraries, the
 # servers it starts and python3-venv.  TEST_PACKAGES is the test toolchain,
 # installed by `make test` (deps) only: it adds a container, packaging and
-# lint tools, and Prometheus + Alertmanager (promtool, the alerting test) the
-# demo has no use for.  Their Debian services are not started by the tests.
+# lint tools, Prometheus + Alertmanager (promtool, the alerting test) and
+# ZooKeeper (the ClickHouse cluster tests) the demo has no use for.  Their Debian services are not started by the tests.
 DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                  libsystemd-dev libmicrohttpd-dev libjansson-dev postgresql-15 \
                  clickhouse-server clickhouse-client python3-venv
-TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
+TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 zookeeper \
                  prometheus prometheus-alertmanager \
                  debhelper dpkg-dev fakeroot lintian mandoc valgrind
 

@@ -527,6 +527,9 @@ static int cmd_status(const Config *c, int argc, char **argv) {
                 printf("next run:      %s\n", json_str(doc, "next_run"));
                 printf("watermark:     %s\n", json_str(doc, "watermark"));
                 printf("complete as of: %s\n", json_str(doc, "complete_as_of"));
+                json_t *ch = json_object_get(doc, "clickhouse");
+                if (json_is_object(ch))
+                        printf("clickhouse:    %s\n", json_str(ch, "endpoint"));
         }
         json_decref(doc);
         buf_free(&body);

@@ -35,6 +35,7 @@
 
 #include "backlog.h"
 #include "buf.h"
+#include "ch.h"
 #include "cron.h"
 #include "duration.h"
 #include "health.h"
@@ -119,6 +120,7 @@ struct Manager {
         sd_event_source *clock_watch;
         int clock_fd;
         usec_t next_run;
+        char clickhouse_endpoint[512]; /* the last one logged (SPEC §9 failover) */
 };
 
 /* ---------- small helpers ---------- */
@@ -409,6 +411,15 @@ static void on_audit_done(Manager *m, Task *t) {
                 sd_event_exit(m->event, m->exit_code);
 }
 
+/* Says once when requests moved to another clickhouse.url (the client
+ * fails over silently: library code logs at debug only). */
+static void note_clickhouse_endpoint(Manager *m) {
+        const char *now = ch_endpoint_current(&cfg(m)->clickhouse);
+        if (m->clickhouse_endpoint[0] && strcmp(m->clickhouse_endpoint, now) != 0)
+                log_warning("clickhouse: requests now go to %s (failed over from %s)", now, m->clickhouse_endpoint);
+        snprintf(m->clickhouse_endpoint, sizeof(m->clickhouse_endpoint), "%s", now);
+}
+
 static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
         m->health.running = false;
@@ -426,6 +437,7 @@ static void on_run_done(Manager *m, Task *t) {
         if (t->record.status == RUN_STATUS_SUCCESS && t->outcome.complete_as_of > m->health.complete_as_of)
                 m->health.complete_as_of = t->outcome.complete_as_of;
         health_update_backlog(m);
+        note_clickhouse_endpoint(m);
         log_run_result(m, &t->record, &t->outcome);
         audit_after_run(m, t);
         update_status(m);
@@ -541,6 +553,7 @@ static void heartbeat_start(Manager *m) {
 }
 
 static void on_heartbeat_done(Manager *m, Task *t) {
+        note_clickhouse_endpoint(m);
         if (t->result < 0) {
                 m->health.heartbeat_failures_total++;
                 log_warning("heartbeat not written: %s", t->err);
@@ -716,7 +729,15 @@ static int reload_prepare(Manager *m, ConfigRef **ret_ref, CronExpr **ret_cron) 
 }
 
 /* Puts the candidate in force (takes both) and tells systemd. */
+static bool same_urls(char *const *a, char *const *b) {
+        while (*a && *b && strcmp(*a, *b) == 0)
+                a++, b++;
+        return !*a && !*b;
+}
+
 static void reload_apply(Manager *m, ConfigRef *ref, CronExpr *cron) {
+        if (!same_urls(cfg(m)->clickhouse.url, ref->config->clickhouse.url))
+                ch_endpoint_reset(); /* a new list: its first url */
         config_unref(m->config);
         m->config = ref;
         cron_free(m->cron);
@@ -819,6 +840,7 @@ static int http_healthz(void *userdata, char **ret_body) {
         Manager *m = userdata;
         int status = 500;
         health_update_backlog(m);
+        m->health.clickhouse_endpoint = ch_endpoint_current(&cfg(m)->clickhouse);
         *ret_body = health_render_json(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m), &status);
         return *ret_body ? status : 500;
 }
@@ -835,6 +857,7 @@ static int http_metrics(void *userdata, char **ret_body) {
         Manager *m = userdata;
         HealthProcess proc;
         health_update_backlog(m);
+        m->health.clickhouse_endpoint = ch_endpoint_current(&cfg(m)->clickhouse);
         bool have_proc = procstat_read(&proc) >= 0;
         *ret_body = health_render_metrics(&m->health, have_proc ? &proc : NULL, now_usec(CLOCK_REALTIME),
                                           schedule_period(m));

@@ -207,6 +207,21 @@ static void resolve_secret(Loader *l, size_t ki) {
                 loader_add(l, "%s: key '%s' (credential '%s'): %s", l->path, k->name, k->credential, msg);
 }
 
+/* Failover between URLs is safe only between replicas of one table: with
+ * several URLs and no cluster, salesd would create unrelated tables on each
+ * server and a failover would read another history. */
+static void check_clickhouse_replicas(Loader *l) {
+        const ClickHouseConfig *c = &l->config->clickhouse;
+        size_t n = 0;
+        for (char **u = c->url; u && *u; u++)
+                n++;
+        if (n > 1 && (!c->cluster || !*c->cluster))
+                loader_key_error(l, config_key_index("clickhouse.url"),
+                                 "a list of urls needs clickhouse.cluster (the replicas' cluster in "
+                                 "<remote_servers>): failover between servers that do not replicate the salesd "
+                                 "tables would read and write different histories");
+}
+
 static void check_final_values(Loader *l) {
         char msg[512];
         for (size_t i = 0; i < config_n_keys; i++) {
@@ -216,6 +231,7 @@ static void check_final_values(Loader *l) {
                 else if (l->origin[i].bad_default && k->check(k->def, msg, sizeof(msg)) < 0)
                         loader_key_error(l, i, msg);
         }
+        check_clickhouse_replicas(l);
 }
 
 static int load(Loader *l) {

@@ -167,6 +167,31 @@ int config_check_ch_identifier(const char *v, char *msg, size_t len) {
         return 0;
 }
 
+/* A <remote_servers> element name, quoted as an identifier in ON CLUSTER. */
+int config_check_ch_cluster(const char *v, char *msg, size_t len) {
+        char q[128];
+        if (strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(v)) {
+                snprintf(msg, len, "invalid cluster name '%s' (use letters, digits, _ and -)",
+                         config_value_quote(v, q, sizeof(q)));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Goes inside a string literal of the DDL: no quotes, backslashes or
+ * blanks; absolute, without a trailing slash (the table name follows). */
+int config_check_zookeeper_path(const char *v, char *msg, size_t len) {
+        char q[128];
+        if (v[0] != '/' || v[strlen(v) - 1] == '/' || strpbrk(v, "'\\\"` \t") || config_check_text(v, msg, len) < 0) {
+                snprintf(msg, len,
+                         "invalid zookeeper path '%s' (an absolute path such as /clickhouse/tables/{shard}/{database}, "
+                         "without a trailing slash, quotes, backslashes or blanks)",
+                         config_value_quote(v, q, sizeof(q)));
+                return -EINVAL;
+        }
+        return 0;
+}
+
 char *config_mask_url(const char *url) {
         const char *scheme = strstr(url, "://");
         const char *start = scheme ? scheme + 3 : url;

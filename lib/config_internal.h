@@ -45,6 +45,7 @@ typedef struct KeyDef {
         size_t offset;     /* of the value in Config */
         uint64_t min, max; /* KEY_UINT, KEY_DURATION */
         KeyCheck check;    /* a non-empty string, or each list item */
+        bool scalar_ok;    /* KEY_STRLIST: a single value in the file is a one-item list */
         /* check-config shows mask(value): a value that may hold a password
          * in part (conninfo, url). */
         char *(*mask)(const char *value);
@@ -108,6 +109,8 @@ int config_check_schedule(const char *v, char *msg, size_t len);
 int config_check_table(const char *v, char *msg, size_t len);
 int config_check_channel(const char *v, char *msg, size_t len);
 int config_check_ch_identifier(const char *v, char *msg, size_t len);
+int config_check_ch_cluster(const char *v, char *msg, size_t len);
+int config_check_zookeeper_path(const char *v, char *msg, size_t len);
 int config_check_url(const char *v, char *msg, size_t len);
 int config_check_listen(const char *v, char *msg, size_t len);
 /* Copies a URL with the password of any user:password@ part masked. */

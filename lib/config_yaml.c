@@ -101,8 +101,9 @@ static int apply_scalar(Loader *l, const KeyDef *k, yaml_node_t *v) {
 static void apply_leaf(Loader *l, yaml_document_t *doc, size_t ki, yaml_node_t *v) {
         const KeyDef *k = &config_keys[ki];
         l->origin[ki].bad_default = false; /* set here: an error is this value's */
-        int r = k->type == KEY_STRLIST ? apply_list(l, doc, k, v) : apply_scalar(l, k, v);
-        if (r == -ENOMEM && k->type == KEY_STRLIST) /* apply_scalar has said so at the node */
+        bool list = k->type == KEY_STRLIST && !(k->scalar_ok && v->type == YAML_SCALAR_NODE);
+        int r = list ? apply_list(l, doc, k, v) : apply_scalar(l, k, v);
+        if (r == -ENOMEM && list) /* apply_scalar has said so at the node */
                 loader_add(l, "%s: out of memory", l->path);
         if (r < 0)
                 return;

@@ -214,7 +214,7 @@ static void assert_defaults(const Config *c) {
         assert_true(c->postgres.statement_timeout == 5 * USEC_PER_MINUTE);
         assert_true(c->postgres.lock_key == 7345001);
         assert_null(c->postgres.password);
-        assert_string_equal(c->clickhouse.url, "http://127.0.0.1:8123");
+        assert_string_equal(c->clickhouse.url[0], "http://127.0.0.1:8123");
         assert_string_equal(c->clickhouse.database, "default");
         assert_string_equal(c->clickhouse.user, "default");
         assert_string_equal(c->clickhouse.password_file, "");
@@ -280,7 +280,7 @@ static void test_full_file(void **state) {
         assert_null(c->postgres.completed_statuses[3]);
         assert_true(c->postgres.statement_timeout == 90 * USEC_PER_SEC);
         assert_true(c->postgres.lock_key == -42);
-        assert_string_equal(c->clickhouse.url, "https://ch.example:8443");
+        assert_string_equal(c->clickhouse.url[0], "https://ch.example:8443");
         assert_string_equal(c->clickhouse.database, "analytics");
         assert_string_equal(c->clickhouse.user, "salesd");
         assert_true(c->clickhouse.timeout == 1500 * USEC_PER_MSEC);
@@ -680,6 +680,33 @@ static const struct {
           "http://HOST:PORT; set clickhouse.user, clickhouse.password_file and clickhouse.database instead)" },
         { "clickhouse:\n  url: ftp://u:s3cret@ch\n",
           "2:8: key 'clickhouse.url': invalid url 'ftp://u:********@ch' (use http://HOST:PORT or https://HOST:PORT)" },
+        /* a list of replicas (SPEC §9): each item checked where it stands */
+        { "clickhouse:\n  cluster: sales\n  url: [http://a:8123, http://b:8123]\n", NULL },
+        { "clickhouse:\n  cluster: sales\n  url:\n    - http://a:8123\n    - http://u:pw@b:8123\n",
+          "5:7: key 'clickhouse.url': user or password in the url is not supported (set clickhouse.user and "
+          "clickhouse.password_file instead)" },
+        { "clickhouse:\n  cluster: sales\n  url: [http://a:8123, \"http://b:8123/?x=1\"]\n",
+          "3:24: key 'clickhouse.url': a query string or fragment in the url is not supported (use "
+          "http://HOST:PORT; set clickhouse.user, clickhouse.password_file and clickhouse.database instead)" },
+        { "clickhouse:\n  url: [http://a:8123, http://b:8123]\n",
+          "2:8: key 'clickhouse.url': a list of urls needs clickhouse.cluster (the replicas' cluster in "
+          "<remote_servers>): failover between servers that do not replicate the salesd tables would read and "
+          "write different histories" },
+        { "clickhouse:\n  url: []\n", "2:8: key 'clickhouse.url': must not be empty" },
+        { "clickhouse:\n  cluster: \"a b\"\n",
+          "2:12: key 'clickhouse.cluster': invalid cluster name 'a b' (use letters, digits, _ and -)" },
+        { "clickhouse:\n  cluster: my-cluster_2\n", NULL },
+        { "clickhouse:\n  zookeeper_path: clickhouse/tables\n",
+          "2:19: key 'clickhouse.zookeeper_path': invalid zookeeper path 'clickhouse/tables' (an absolute path such "
+          "as /clickhouse/tables/{shard}/{database}, without a trailing slash, quotes, backslashes or blanks)" },
+        { "clickhouse:\n  zookeeper_path: \"/ch/x'y\"\n",
+          "2:19: key 'clickhouse.zookeeper_path': invalid zookeeper path '/ch/x'y' (an absolute path such as "
+          "/clickhouse/tables/{shard}/{database}, without a trailing slash, quotes, backslashes or blanks)" },
+        { "clickhouse:\n  zookeeper_path: /ch/\n",
+          "2:19: key 'clickhouse.zookeeper_path': invalid zookeeper path '/ch/' (an absolute path such as "
+          "/clickhouse/tables/{shard}/{database}, without a trailing slash, quotes, backslashes or blanks)" },
+        { "clickhouse:\n  insert_quorum: 101\n",
+          "2:18: key 'clickhouse.insert_quorum': invalid number '101' (use a whole number from 0 to 100)" },
         { "clickhouse:\n  database: \"a-b\"\n",
           "2:13: key 'clickhouse.database': invalid database name 'a-b' (use letters, digits and _)" },
         { "clickhouse:\n  retries: 101\n",
@@ -709,6 +736,49 @@ static const struct {
         { "timezone: \"Europe/\\nBerlin\"\n",
           "1:11: key 'timezone': invalid time zone 'Europe/\\x0aBerlin' (use an IANA name such as Europe/Berlin)" },
 };
+
+/* clickhouse.url: one URL or a list, in the file and (comma-separated) in
+ * SALESD_CLICKHOUSE_URL; check-config prints the list. */
+static void test_clickhouse_url_list(void **state) {
+        (void)state;
+        Config *c = load_ok(temp_file("one.yaml", "clickhouse:\n  url: http://one:8123\n"));
+        assert_string_equal(c->clickhouse.url[0], "http://one:8123");
+        assert_null(c->clickhouse.url[1]);
+        assert_string_equal(c->clickhouse.cluster, "");
+        assert_string_equal(c->clickhouse.zookeeper_path, "/clickhouse/tables/{shard}/{database}");
+        assert_int_equal(c->clickhouse.insert_quorum, 0);
+        config_free(c);
+
+        c = load_ok(temp_file("list.yaml", "clickhouse:\n  cluster: sales\n  insert_quorum: 2\n  url:\n"
+                                           "    - http://r1:8123\n    - https://r2:8443/\n"));
+        assert_string_equal(c->clickhouse.url[0], "http://r1:8123");
+        assert_string_equal(c->clickhouse.url[1], "https://r2:8443/");
+        assert_null(c->clickhouse.url[2]);
+        assert_string_equal(c->clickhouse.cluster, "sales");
+        assert_int_equal(c->clickhouse.insert_quorum, 2);
+        char *out = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&out, &len);
+        assert_int_equal(config_print(c, f), 0);
+        fclose(f);
+        assert_non_null(strstr(out, "  url: [\"http://r1:8123\", \"https://r2:8443/\"]"));
+        free(out);
+        config_free(c);
+
+        setenv("SALESD_CLICKHOUSE_URL", "http://e1:8123, http://e2:8123", 1);
+        setenv("SALESD_CLICKHOUSE_CLUSTER", "sales", 1);
+        c = load_ok(temp_file("env.yaml", "clickhouse:\n  url: http://file:8123\n"));
+        assert_string_equal(c->clickhouse.url[0], "http://e1:8123");
+        assert_string_equal(c->clickhouse.url[1], "http://e2:8123");
+        assert_null(c->clickhouse.url[2]);
+        config_free(c);
+        setenv("SALESD_CLICKHOUSE_URL", "http://e1:8123,http://u:pw@e2:8123", 1);
+        const char *err = load_bad(temp_file("env.yaml", ""));
+        assert_has_line(err, "environment SALESD_CLICKHOUSE_URL: user or password in the url is not supported (set "
+                             "clickhouse.user and clickhouse.password_file instead)");
+        unsetenv("SALESD_CLICKHOUSE_URL");
+        unsetenv("SALESD_CLICKHOUSE_CLUSTER");
+}
 
 static void test_value_table(void **state) {
         (void)state;
@@ -810,7 +880,7 @@ static void test_env_overrides(void **state) {
         assert_string_equal(c->postgres.completed_statuses[2], "paid");
         assert_null(c->postgres.completed_statuses[3]);
         assert_true(c->postgres.lock_key == -7);
-        assert_string_equal(c->clickhouse.url, "https://env-ch:8443");
+        assert_string_equal(c->clickhouse.url[0], "https://env-ch:8443");
         assert_int_equal(c->clickhouse.retries, 9);
         assert_string_equal(c->http.listen, "");
         assert_int_equal(c->log_level, LOG_DEBUG);
@@ -1221,6 +1291,9 @@ static const struct {
         { "postgres.password_file", false, "password", "pg-password", false },
         { "postgres.lock_key", true, NULL, NULL, false },
         { "clickhouse.url", false, NULL, NULL, true },
+        { "clickhouse.cluster", true, NULL, NULL, false },
+        { "clickhouse.zookeeper_path", true, NULL, NULL, false },
+        { "clickhouse.insert_quorum", false, NULL, NULL, false },
         { "clickhouse.password_file", false, "password", "ch-password", false },
         { "http.listen", true, NULL, NULL, false },
         { "http.token_file", false, "token", "http-token", false },
@@ -1267,7 +1340,8 @@ static void test_key_table(void **state) {
                 if (!found)
                         fail_msg("key '%s': its section is not in config_sections", k->name);
         }
-        assert_int_equal(restart_only, 4); /* instance, postgres.lock_key, http.listen, notify.channel */
+        /* instance, postgres.lock_key, http.listen, notify.channel, clickhouse.cluster, clickhouse.zookeeper_path */
+        assert_int_equal(restart_only, 6);
         char env[64];
         config_key_env_name(&config_keys[config_key_index("postgres.completed_statuses")], env, sizeof(env));
         assert_string_equal(env, "SALESD_POSTGRES_COMPLETED_STATUSES");
@@ -1437,6 +1511,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_generated_reference, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_generated_man, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_doc_splice, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_clickhouse_url_list, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
