@@ -201,11 +201,57 @@ def test_incremental_run_uses_indexes_and_reads_only_affected_days(pg_db, ch18_d
     assert after[changed_day] > first[changed_day]
 
 
-def test_first_run_aggregates_the_history_in_one_pass(pg_db, ch18_db, salesd):
-    """With no watermark every day is affected: the aggregate must join
-    items to orders in one pass, not probe order_items once per order
-    (about a second a day at 100,000 orders a day)."""
-    shop.generate(pg_db.superuser_conninfo, days=120, orders_per_day=200, items_per_order=3, seed=43)
+def _item_scans(plan: dict) -> list[tuple[str, int]]:
+    return [
+        (node["Node Type"], int(node.get("Actual Loops", 1)))
+        for node in _nodes(plan)
+        if node.get("Relation Name") == "order_items"
+    ]
+
+
+def test_first_run_aggregates_the_history_by_day_ranges(pg_db, ch18_db, salesd):
+    """With no watermark every day is affected: the aggregate must read each
+    day's items in one range scan of order_items(order_id) (its order_id
+    range), not probe order_items once per order (about a second a day at
+    100,000 orders a day), and read every item about once."""
+    days = 120
+    shop.generate(pg_db.superuser_conninfo, days=days, orders_per_day=200, items_per_order=3, seed=43)
+    pg_db.execute("ANALYZE")
+    total_orders = pg_db.query("SELECT count(*) FROM orders")[0][0]
+    total_items = pg_db.query("SELECT count(*) FROM order_items")[0][0]
+    cfg = salesd.write_config(pg_db, ch18_db)
+    r = salesd.run("init-schema", config=cfg)
+    assert r.returncode == 0, r.stderr
+    plans = _explained_run(pg_db, salesd, cfg)
+    agg = [p for p in plans if "sum(i.quantity)" in p.get("Query Text", "")]
+    assert len(agg) == 1, [p.get("Query Text", "")[:200] for p in plans]
+    item_scans = _item_scans(agg[0]["Plan"])
+    loops = sum(n for _, n in item_scans)
+    items_read = sum(rows for _, rel, _, rows in _scans(agg[0]["Plan"]) if rel == "order_items")
+    print(f"first run: {total_orders} orders; order_items scans of the aggregate: {len(item_scans)}, "
+          f"{loops} loops, {items_read} of {total_items} rows read")
+    assert item_scans and loops <= 2 * (days + 1), f"order_items probed {loops} times for {total_orders} orders"
+    assert all(typ != "Seq Scan" for typ, _ in item_scans), item_scans
+    assert items_read <= 2 * total_items, f"read {items_read} order_items rows of {total_items}"
+    orders, items = oracle.read_source(pg_db.query)
+    exp = oracle.compute(orders, items, "UTC")
+    got = oracle.ch_metrics(ch18_db)
+    assert {d: got[d] for d in exp} == exp
+
+
+def test_first_run_when_order_ids_do_not_follow_dates(pg_db, ch18_db, salesd):
+    """A first run where some days' order ids are scattered (orders
+    backdated by 60 days): no day ranges then, and still no probe per
+    order: the whole span is aggregated in one pass (a hash join), and
+    every day is exact."""
+    shop.generate(pg_db.superuser_conninfo, days=120, orders_per_day=200, items_per_order=3, seed=45)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    pg_db.execute(
+        "UPDATE orders SET order_date = order_date - interval '60 days' WHERE order_id IN"
+        " (SELECT order_id FROM orders WHERE status = 'completed' AND order_date >= %s::date"
+        "  AND order_date < %s::date + 1 ORDER BY order_id LIMIT 2)",
+        (today, today),
+    )
     pg_db.execute("ANALYZE")
     total_orders = pg_db.query("SELECT count(*) FROM orders")[0][0]
     cfg = salesd.write_config(pg_db, ch18_db)
@@ -214,13 +260,9 @@ def test_first_run_aggregates_the_history_in_one_pass(pg_db, ch18_db, salesd):
     plans = _explained_run(pg_db, salesd, cfg)
     agg = [p for p in plans if "sum(i.quantity)" in p.get("Query Text", "")]
     assert len(agg) == 1, [p.get("Query Text", "")[:200] for p in plans]
-    item_scans = [
-        (node["Node Type"], int(node.get("Actual Loops", 1)))
-        for node in _nodes(agg[0]["Plan"])
-        if node.get("Relation Name") == "order_items"
-    ]
+    item_scans = _item_scans(agg[0]["Plan"])
     loops = sum(n for _, n in item_scans)
-    print(f"first run: {total_orders} orders; order_items scans of the aggregate: {item_scans}")
+    print(f"first run, scattered ids: {total_orders} orders; order_items scans of the aggregate: {item_scans}")
     assert item_scans and loops <= 4, f"order_items probed {loops} times for {total_orders} orders: {item_scans}"
     orders, items = oracle.read_source(pg_db.query)
     exp = oracle.compute(orders, items, "UTC")
