@@ -150,19 +150,21 @@ SHAPES = {
 # few days, hopeless for the whole history (millions of probes), so it is a
 # candidate only for the few-days cases.
 SETTINGS_NESTLOOP = dict(SETTINGS_TUNED, enable_hashjoin="off", enable_mergejoin="off")
+# Merge join of each day's order_id range: the LATERAL's generic estimates
+# would pick a probe per order or a hash join of the range.  salesd's own
+# shape (for a first run too), so a candidate for every case.
+SETTINGS_MERGE = dict(SETTINGS_TUNED, enable_hashjoin="off", enable_nestloop="off")
 CANDIDATES = [
     ("join", SETTINGS_DEFAULT),
     ("join", SETTINGS_TUNED),
     ("per-order", SETTINGS_TUNED),
+    ("split", SETTINGS_DEFAULT),
     ("split", SETTINGS_TUNED),
+    ("ranges", SETTINGS_MERGE),
 ]
-# Merge join of each day's order_id range: the LATERAL's generic estimates
-# would pick a probe per order or a hash join of the range
-SETTINGS_MERGE = dict(SETTINGS_TUNED, enable_hashjoin="off", enable_nestloop="off")
 CANDIDATES_FEW_DAYS = CANDIDATES + [
     ("join", SETTINGS_NESTLOOP),
     ("split", SETTINGS_NESTLOOP),
-    ("ranges", SETTINGS_MERGE),
 ]
 
 
@@ -534,18 +536,24 @@ class Bench:
                                  " ORDER BY finished_at DESC LIMIT 1", database="bench_main")
         self.stop_daemon(daemon)
 
-        # ---- first run: whole history, no watermark
-        F = {"floor_full": [], "first": []}
+        # ---- first run: whole history, no watermark.  ClickHouse works for
+        # a while after a DROP TABLE (its first inserts took ~20 ms more), so
+        # each first run starts a second after its empty tables are made.
+        F = {"floor_full": [], "first": [], "first_cmp": []}
         first_rss = []
+        contenders = [("first", None)] + ([("first_cmp", str(Path(a.compare).resolve()))] if a.compare else [])
         for i in range(P["first_reps"]):
             self.say(f"first run {i + 1}/{P['first_reps']} ...")
             F["floor_full"].append(main.floor(*floors["full"], None, None))
-            for t in ("daily_sales_stats", "salesd_state"):
-                self.ch.query(f"DROP TABLE IF EXISTS {t}", database="bench_main")
-            main.salesd("init-schema")
-            m = main.salesd("once")
-            F["first"].append(m["wall"])
-            first_rss.append(m["rss_kib"])
+            for key, binary in contenders:
+                for t in ("daily_sales_stats", "salesd_state"):
+                    self.ch.query(f"DROP TABLE IF EXISTS {t}", database="bench_main")
+                main.salesd("init-schema")
+                time.sleep(1)
+                m = main.salesd("once", binary=binary)
+                F[key].append(m["wall"])
+                if binary is None:
+                    first_rss.append(m["rss_kib"])
 
         # ---- freshness
         fresh = None
@@ -575,6 +583,8 @@ class Bench:
             [f"floor: GROUP BY whole history ({main.loaded.days} d) + insert", ms(F["floor_full"]), mn(F["floor_full"]),
              "", f"{floors['full'][0]} [{pgoptions(floors['full'][1])}]"],
             ["salesd first run (no watermark)", ms(F["first"]), mn(F["first"]), f"{max(first_rss) / 1024:.1f}", ""],
+            *([["salesd first run, --compare binary", ms(F["first_cmp"]), mn(F["first_cmp"]), "", a.compare]]
+              if a.compare else []),
         ]
         self.out("")
         self.out(f"runs (ms; median and min of {n}, first runs of {P['first_reps']}; peak RSS MiB)")
@@ -604,6 +614,11 @@ class Bench:
              f"floor {s_floor[0]:.2f}; salesd / floor", *f2(r_scale), "<= 1.10"],
             ["SIGUSR1 -> visible / once", *f2(r_sig), "<= 1.10"],
             ["first run / GROUP BY floor", *f2(r_first), "<= 1.20"],
+            *([["--compare binary's first run / GROUP BY floor",
+                *f2(ratios(lambda g: g(F["first_cmp"]) / g(F["floor_full"]))), ""],
+               ["first run / --compare binary's first run",
+                *f2(ratios(lambda g: g(F["first"]) / g(F["first_cmp"]))), ""]]
+              if a.compare else []),
             ["peer / salesd once (speed-up)", *f2(speedup), ">= 3" if big else ">= 5"],
             ["peer peak RSS / salesd once peak RSS", f"{mem:.2f}", "", ">= 5 (salesd <= 1/5)"],
             ["daemon idle RSS after first run (MiB)", f"{idle.get('VmRSS', 0) / 1024:.1f}", "", "<= 10"],
@@ -727,13 +742,18 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 5)")
     ap.add_argument("--peer-python", default=sys.executable,
                     help="the Python that runs the peer (needs psycopg2; default: this one)")
+    ap.add_argument("--first-reps", type=int, default=None,
+                    help="first runs (no watermark) per contender (default 3 small, 2 medium/large)")
     ap.add_argument("--no-freshness", action="store_true")
     ap.add_argument("--compare", default=None, metavar="SALESD",
-                    help="another salesd binary whose `once` joins the interleaved rounds (A/B of two builds)")
+                    help="another salesd binary whose `once` and first run join the interleaved rounds "
+                         "(A/B of two builds)")
     ap.add_argument("--out", default=None, help="default build/bench-<profile>.txt")
     a = ap.parse_args()
     if a.reps is None:
         a.reps = PROFILES[a.profile]["reps"]
+    if a.first_reps is not None:
+        PROFILES[a.profile]["first_reps"] = a.first_reps
     chk = subprocess.run([a.peer_python, "-c", "import psycopg2"], capture_output=True)
     if chk.returncode != 0:
         print(f"bench: {a.peer_python} cannot import psycopg2 (the peer needs it; `make venv` installs it)",
