@@ -737,8 +737,8 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
  * and the status.  That replaces one order_items index probe per order:
  * about a third less work for the aggregate at 10,000 and at 100,000
  * orders a day.  For a whole history it also beats one hash join of all
- * items to all orders (a first run: 0.6x at 10,000 orders a day, 0.3x at
- * 100,000, docs/performance.md): no hash table, no sort of every item by
+ * items to all orders (a first run: ~0.65x the time at 10,000 orders a
+ * day, ~0.45x at 100,000, docs/performance.md): no hash table, no sort of every item by
  * its day, and the days' joins run side by side (Parallel Append).  The range is a literal value ($1 timezone, $2 statuses,
  * then day, first and last order_id of each day), so the planner estimates
  * the rows it holds.  The sums carry the checks of AGGREGATE_CHECKS
