@@ -109,6 +109,7 @@ struct Manager {
         bool watchdog_disabled;
         int exit_code;
         bool guard_warned;
+        bool primary_ignored_warned;
 
         sd_event_source *schedule_timer;
         sd_event_source *heartbeat_timer;
@@ -190,6 +191,21 @@ static void update_status(Manager *m) {
 
 /* ---------- tasks on worker threads ---------- */
 
+/* At start (SPEC §9): a standby source without its primary is a
+ * configuration error (exit 78).  An unreachable Postgres is not: runs
+ * report it and retry. */
+static int check_source(const Config *c, char *err, size_t errlen) {
+        PgSource *pg = NULL;
+        int r = pg_source_open(c, &pg, err, errlen);
+        pg_source_free(pg);
+        if (r < 0 && !run_error_config(r)) {
+                log_debug("postgres check at start: %s", err);
+                err[0] = '\0';
+                r = 0;
+        }
+        return r;
+}
+
 static void task_thread(void *userdata) {
         Task *t = userdata;
         const Config *c = t->config->config;
@@ -211,6 +227,8 @@ static void task_thread(void *userdata) {
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
                 /* at start-up a 5xx is worth waiting out too */
                 t->unavailable = run_error_unavailable(t->result) || t->result == -EIO;
+                if (t->result == 0)
+                        t->result = check_source(c, t->err, sizeof(t->err));
                 break;
         case TASK_RELOAD_CHECK: /* the candidate's ClickHouse, before anything uses it */
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
@@ -326,6 +344,11 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
                 log_warning("the postgres role cannot see other sessions' transactions (grant it pg_read_all_stats); "
                             "relying on overlap alone for late commits");
         }
+        /* once, and again if it comes back after a run through the standby */
+        if (out->primary_ignored && !m->primary_ignored_warned)
+                log_warning("%s", RUN_PRIMARY_IGNORED_WARNING);
+        if (out->primary_ignored || rec->status == RUN_STATUS_SUCCESS)
+                m->primary_ignored_warned = out->primary_ignored;
         if (!out->run_row_written)
                 log_warning("run %s: its salesd_runs row could not be written; kept in memory (%zu pending) for the "
                             "next successful write",
@@ -469,6 +492,12 @@ static void listener_restart(Manager *m) {
 
 static void on_schema_done(Manager *m, Task *t) {
         if (m->stopping) {
+                sd_event_exit(m->event, m->exit_code);
+                return;
+        }
+        if (run_error_config(t->result)) {
+                log_error("%s", t->err);
+                m->exit_code = EX_CONFIG; /* an operator must fix it: no restart loop */
                 sd_event_exit(m->event, m->exit_code);
                 return;
         }

@@ -167,7 +167,14 @@ static int check_connect(Check *k, const atomic_bool *cancel, char *err, size_t 
                 return r;
         sink_set_cancel(k->sink, cancel);
         r = pg_source_open(k->config, &k->pg, err, errlen);
-        return r < 0 ? r : check_cancelled(cancel);
+        if (r == 0)
+                r = check_cancelled(cancel);
+        if (r == 0) {
+                /* a standby shows at least what the primary had committed when the check began */
+                usec_t waited;
+                r = pg_source_catch_up(k->pg, &waited, err, errlen);
+        }
+        return r;
 }
 
 /* The latest stored rows of k->days, a chunk per query. */
