@@ -20,7 +20,9 @@ from harness.servers import (  # noqa: E402
     BACKENDS,
     REPO,
     ClickHouseServer,
+    PostgresPrimary,
     PostgresServer,
+    PostgresStandby,
     _preexec,
     clean_env,
     free_port,
@@ -43,7 +45,14 @@ class _ServerPool:
     def get(self, kind):
         server = self.servers.get(kind)
         if server is None:
-            server = PostgresServer() if kind == "postgres" else BACKENDS[kind]()
+            if kind == "postgres":
+                server = PostgresServer()
+            elif kind == "postgres-primary":
+                server = PostgresPrimary()
+            elif kind == "postgres-standby":
+                server = PostgresStandby(self.get("postgres-primary"))
+            else:
+                server = BACKENDS[kind]()
             server.start()
             self.servers[kind] = server
             self.start_times.append((kind, server.start_seconds))
@@ -134,6 +143,14 @@ class PgDb:
 @pytest.fixture(scope="session")
 def pg_server(_server_pool):
     return _server_pool.get("postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_standby_server(_server_pool):
+    """A primary (`.primary`) and its streaming hot standby (SPEC §9),
+    started on first use and shared by the session; the single pg_server
+    is another instance."""
+    return _server_pool.get("postgres-standby")
 
 
 @pytest.fixture
