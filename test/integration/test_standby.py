@@ -13,6 +13,7 @@ where a commit is visible on the primary before its WAL is written."""
 import datetime as dt
 import re
 import signal
+import time
 from decimal import Decimal
 
 import psycopg
@@ -292,3 +293,43 @@ def test_notify_on_the_primary_triggers_a_run_reading_the_standby(sdb, ch18_db, 
     assert day_revenue(ch18_db, today) == [(Decimal("7.00"), 1)]
     assert f"postgres {where(sdb.standby)}: aggregate affected days" in proc.stderr
     assert proc.stop(signal.SIGTERM) == 0, proc.stderr[-3000:]
+
+
+def test_sigterm_ends_a_run_waiting_for_replay(sdb, ch18_db, salesd, pg_standby_server):
+    cfg = standby_config(salesd, sdb, ch18_db, run_on_start=True, schedule="0 0 1 1 *",
+                         **{"postgres.max_replica_lag": "5m", "http.listen": ""})
+    run_ok(salesd, cfg, "init-schema")
+    pg_standby_server.replay_pause()
+    sdb.commit("INSERT INTO orders VALUES (1, 1, 'completed', now(), DEFAULT)")
+    proc = salesd.start("run", config=cfg)
+    proc.wait_for(f"postgres {re.escape(where(sdb.standby))}: pg_last_wal_replay_lsn")
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 0, proc.stderr[-3000:]
+    took = time.monotonic() - t0
+    assert "(trigger start): failed" in proc.stderr and "cancelled: salesd is stopping" in proc.stderr
+    assert "work still in progress" not in proc.stderr  # cancelled, not abandoned
+    print(f"stopped {took:.2f} s after SIGTERM while waiting for replay")
+
+
+def test_a_run_whose_primary_session_dies_writes_nothing(sdb, ch18_db, salesd, pg_standby_server):
+    """The lock lives in the run's session on the primary: when that session
+    is gone (another host may hold the lock by now), the fence before each
+    ClickHouse write stops the run, although its standby session is fine."""
+    cfg = standby_config(salesd, sdb, ch18_db, **STRICT)
+    run_ok(salesd, cfg, "init-schema")
+    sdb.commit("INSERT INTO orders VALUES (1, 1, 'completed', '2026-01-10 12:00+00', DEFAULT);"
+               "INSERT INTO order_items VALUES (1, 1, 1, 1, 10.00, 1.00, DEFAULT)")
+    pg_standby_server.replay_pause()
+    proc = salesd.start("once", config=cfg)
+    proc.wait_for(f"postgres {re.escape(where(sdb.standby))}: pg_last_wal_replay_lsn")
+    killed = sdb.primary.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'salesd' AND datname = %s",
+        (sdb.primary.name,),
+    )
+    assert killed == [(True,)]
+    pg_standby_server.replay_resume()
+    assert proc.wait(60) == 1, proc.stderr[-3000:]
+    assert "lock lost" in proc.stderr and "aggregate affected days" in proc.stderr
+    assert day_revenue(ch18_db, "2026-01-10") == []
+    assert watermark(ch18_db) is None
