@@ -486,7 +486,7 @@ static int lag_exceeded(PgSource *s, Lsn target, Lsn replayed, bool paused, char
         return -ETIMEDOUT;
 }
 
-int pg_source_catch_up(PgSource *s, usec_t *ret_waited, char *err, size_t errlen) {
+int pg_source_catch_up(PgSource *s, const atomic_bool *cancel, usec_t *ret_waited, char *err, size_t errlen) {
         const usec_t start = now_usec(CLOCK_MONOTONIC);
         const usec_t deadline = start + s->config->postgres.max_replica_lag;
         usec_t sleep_usec = 0;
@@ -503,7 +503,7 @@ int pg_source_catch_up(PgSource *s, usec_t *ret_waited, char *err, size_t errlen
                 if (r < 0 || lsn_replayed(replayed, target, block_size))
                         break;
                 usec_t now = now_usec(CLOCK_MONOTONIC);
-                if (atomic_load(&s->cancelled))
+                if (atomic_load(&s->cancelled) || (cancel && atomic_load(cancel)))
                         r = -ECANCELED;
                 else if (now >= deadline)
                         r = lag_exceeded(s, target, replayed, paused, err, errlen);

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -95,9 +96,9 @@ int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *re
  * commit the guard did not see in flight.  At most
  * postgres.max_replica_lag: past it -ETIMEDOUT (err names both servers,
  * the lag and whether replay is paused); -ECANCELED soon after
- * pg_source_cancel().  Does nothing on one server.  *ret_waited: how long
- * it took. */
-int pg_source_catch_up(PgSource *s, usec_t *ret_waited, char *err, size_t errlen);
+ * pg_source_cancel() or once *cancel (may be NULL) is set.  Does nothing on
+ * one server.  *ret_waited: how long it took. */
+int pg_source_catch_up(PgSource *s, const atomic_bool *cancel, usec_t *ret_waited, char *err, size_t errlen);
 
 /* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off. */
 int pg_source_begin(PgSource *s, char *err, size_t errlen);

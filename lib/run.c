@@ -142,7 +142,8 @@ static int run_read_guard(Run *run) {
  * guard: a commit the guard did not see in flight is then in the snapshot. */
 static int run_catch_up(Run *run) {
         run->outcome.primary_ignored = pg_source_primary_ignored(run->pg);
-        return pg_source_catch_up(run->pg, &run->outcome.replica_wait, run->err, sizeof(run->err));
+        return pg_source_catch_up(run->pg, &run->control->cancel, &run->outcome.replica_wait, run->err,
+                                  sizeof(run->err));
 }
 
 static int copy_named_days(Run *run) {

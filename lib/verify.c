@@ -172,7 +172,7 @@ static int check_connect(Check *k, const atomic_bool *cancel, char *err, size_t 
         if (r == 0) {
                 /* a standby shows at least what the primary had committed when the check began */
                 usec_t waited;
-                r = pg_source_catch_up(k->pg, &waited, err, errlen);
+                r = pg_source_catch_up(k->pg, cancel, &waited, err, errlen);
         }
         return r;
 }
