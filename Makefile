@@ -19,7 +19,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 # The configuration module, one job per file (lib/config_internal.h has the map).
 CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_check.c lib/config_conninfo.c \
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
-LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
+LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/detached.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
             lib/backlog.c lib/run.c lib/verify.c lib/health.c lib/lsn.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
@@ -56,7 +56,7 @@ SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/da
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
-unit_verify_DEPS := lib/verify.c lib/pg.c lib/lsn.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
+unit_verify_DEPS := lib/verify.c lib/pg.c lib/lsn.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
 unit_lsn_DEPS := lib/lsn.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
@@ -76,7 +76,7 @@ TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-contain
 
 .PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
-        man-check alerts-check
+        man-check alerts-check dashboards-check
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -168,6 +168,24 @@ cppcheck: $(BUILD)/gen/schema_sql.h
 alerts-check:
 	cd contrib/prometheus && promtool check rules salesd-alerts.yml && promtool test rules salesd-alerts.test.yml
 
+# The shipped Grafana dashboard against Grafana's published dashboard schema
+# (@grafana/schema's types, checked by the TypeScript compiler; both pinned by
+# test/grafana/package-lock.json), with a self-test that broken copies fail.
+GRAFANA_CHECK := $(BUILD)/grafana-check
+GRAFANA_LOCK_HASH = $(shell cat test/grafana/package.json test/grafana/package-lock.json | sha256sum | cut -c1-16)
+# Node.js and npm are the machine's (not in TEST_PACKAGES: Debian's nodejs
+# would not bring npm, and Debian's npm conflicts with a NodeSource nodejs).
+$(GRAFANA_CHECK)/.stamp-%:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "dashboards-check needs Node.js (>= 14.17) and npm on PATH"; exit 1; }
+	rm -rf $(GRAFANA_CHECK) && mkdir -p $(GRAFANA_CHECK)
+	cp test/grafana/package.json test/grafana/package-lock.json $(GRAFANA_CHECK)/
+	cd $(GRAFANA_CHECK) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+dashboards-check: $(GRAFANA_CHECK)/.stamp-$(GRAFANA_LOCK_HASH)
+	cd $(GRAFANA_CHECK) && NODE_PATH=$(CURDIR)/$(GRAFANA_CHECK)/node_modules \
+	  node $(CURDIR)/test/grafana/check-dashboard.cjs --self-test $(addprefix $(CURDIR)/,$(GRAFANA_DASHBOARDS))
+
 # ---- Python venvs (pinned requirements files) ----
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: test/requirements.txt
@@ -203,7 +221,7 @@ integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
-	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check
+	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check dashboards-check
 	$(MAKE) deb lintian
 	$(MAKE) unit
 	$(MAKE) integration
@@ -249,6 +267,8 @@ BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 AIRFLOW_DAGS := $(wildcard airflow/dags/*.py) airflow/dags/.airflowignore
 # Prometheus alert rules and their promtool unit tests.
 CONTRIB := $(wildcard contrib/prometheus/*.yml)
+# The Grafana dashboard (docs/dashboards.md).
+GRAFANA_DASHBOARDS := $(wildcard contrib/grafana/*.json)
 DOCS := README.md $(wildcard docs/*.md)
 
 install: $(BUILD)/salesd
@@ -259,6 +279,7 @@ install: $(BUILD)/salesd
 	install -m 0644 $(SQL_CH) $(DESTDIR)$(DATADIR)/sql/clickhouse/
 	install -m 0644 $(AIRFLOW_DAGS) $(DESTDIR)$(DATADIR)/airflow/
 	$(if $(CONTRIB),install -d $(DESTDIR)$(DATADIR)/contrib/prometheus && install -m 0644 $(CONTRIB) $(DESTDIR)$(DATADIR)/contrib/prometheus/)
+	$(if $(GRAFANA_DASHBOARDS),install -d $(DESTDIR)$(DATADIR)/contrib/grafana && install -m 0644 $(GRAFANA_DASHBOARDS) $(DESTDIR)$(DATADIR)/contrib/grafana/)
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|/usr/local/bin/salesd|$(PREFIX)/bin/salesd|' systemd/salesd.service > $(DESTDIR)$(UNITDIR)/salesd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/salesd.service
@@ -272,7 +293,7 @@ install: $(BUILD)/salesd
 # Built from a copy of the tree under $(BUILD)/deb, so dpkg-buildpackage's
 # output (it writes next to the source directory) and debian/'s build
 # leftovers stay out of the checkout.
-DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(DOCS) $(MANPAGES) \
+DEB_INPUTS := $(LIB_SRCS) $(DAEMON_SRCS) $(HDRS) $(SQL_CH) $(SQL_PG) $(AIRFLOW_DAGS) $(CONTRIB) $(GRAFANA_DASHBOARDS) $(DOCS) $(MANPAGES) \
               systemd/salesd.service config/salesd.yaml completion/salesd.bash Makefile VERSION \
               $(wildcard debian/* debian/source/*)
 deb: $(DEB)

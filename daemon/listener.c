@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "detached.h"
 #include "duration.h"
 #include "log.h"
 #include "macro.h"
@@ -213,8 +213,6 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
 /* Starts an Attempt: one reference for the loop, one for the thread. */
 static int attempt_start(Listener *l) {
         Attempt *a = calloc(1, sizeof(*a));
-        pthread_attr_t attr;
-        pthread_t thread;
         if (!a)
                 return -ENOMEM;
         atomic_init(&a->refs, 1);
@@ -232,13 +230,10 @@ static int attempt_start(Listener *l) {
         if (r < 0)
                 return r;
         atomic_fetch_add(&a->refs, 1);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        r = pthread_create(&thread, &attr, attempt_thread, a);
-        pthread_attr_destroy(&attr);
-        if (r != 0) {
+        r = detached_start(attempt_thread, a);
+        if (r < 0) {
                 atomic_fetch_sub(&a->refs, 1);
-                return -r;
+                return r;
         }
         return 0;
 }

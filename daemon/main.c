@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "config.h"
 #include "day.h"
+#include "detached.h"
 #include "health.h"
 #include "log.h"
 #include "macro.h"
@@ -30,6 +31,7 @@
 #define DEFAULT_CONFIG      "/etc/salesd/salesd.yaml"
 #define MAX_BACKFILL_DAYS   36600
 #define VERIFY_DEFAULT_DAYS 31
+#define EXIT_WAIT_USEC      (3 * USEC_PER_SEC)
 
 static void print_help(FILE *f) {
         fputs("usage: salesd [-c FILE] [COMMAND] [OPTIONS]\n"
@@ -516,6 +518,23 @@ static int cmd_status(const Config *c, int argc, char **argv) {
         return status == 200 ? EX_OK : 1;
 }
 
+/* A Postgres cancel request or a LISTEN connection attempt may still be on
+ * its own thread (a server that does not answer).  Give it a moment, then
+ * leave without running the libraries' exit handlers under it: nothing is
+ * left to flush but stdio. */
+static int leave(int code) {
+        if (!detached_wait(EXIT_WAIT_USEC)) {
+                log_warning("a request to postgres is still in progress on a helper thread after %" PRIu64
+                            " s; exiting without waiting for it",
+                            EXIT_WAIT_USEC / USEC_PER_SEC);
+                fflush(stdout);
+                fflush(stderr);
+                _exit(code);
+        }
+        curl_global_cleanup();
+        return code;
+}
+
 int main(int argc, char **argv) {
         static const struct option opts[] = { { "config", required_argument, NULL, 'c' },
                                               { "help", no_argument, NULL, 'h' },
@@ -574,7 +593,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         if (strcmp(command, "run") == 0)
-                return manager_main(config_path, config); /* takes config; cleans up */
+                return leave(manager_main(config_path, config)); /* takes config; cleans up */
         if (strcmp(command, "once") == 0)
                 r = cmd_once(config, cargc, cargv);
         else if (strcmp(command, "backfill") == 0)
@@ -586,6 +605,5 @@ int main(int argc, char **argv) {
         else
                 r = cmd_status(config, cargc, cargv);
         config_free(config);
-        curl_global_cleanup();
-        return r;
+        return leave(r);
 }

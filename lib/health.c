@@ -24,15 +24,27 @@
 
 #define HEALTH_FAILING_STREAK 3
 
-/* Bucket bounds in microseconds and as printed in the le label; runs range
- * from tens of milliseconds (nothing changed) to half an hour (backfill). */
-static const struct {
+/* Bucket bounds in microseconds and as printed in the le label. */
+typedef struct HealthBucket {
         usec_t bound;
         const char *le;
-} duration_buckets[HEALTH_DURATION_BUCKETS] = {
+} HealthBucket;
+
+/* Runs range from tens of milliseconds (nothing changed) to half an hour
+ * (backfill). */
+static const HealthBucket duration_buckets[HEALTH_DURATION_BUCKETS] = {
         { 100 * USEC_PER_MSEC, "0.1" },  { 500 * USEC_PER_MSEC, "0.5" }, { 1 * USEC_PER_SEC, "1" },
         { 2500 * USEC_PER_MSEC, "2.5" }, { 5 * USEC_PER_SEC, "5" },      { 10 * USEC_PER_SEC, "10" },
         { 30 * USEC_PER_SEC, "30" },     { 60 * USEC_PER_SEC, "60" },    { 300 * USEC_PER_SEC, "300" },
+        { 1800 * USEC_PER_SEC, "1800" },
+};
+
+/* A stage of a small run takes milliseconds (one query), of a backfill
+ * minutes. */
+static const HealthBucket stage_buckets[HEALTH_DURATION_BUCKETS] = {
+        { 10 * USEC_PER_MSEC, "0.01" },  { 50 * USEC_PER_MSEC, "0.05" }, { 100 * USEC_PER_MSEC, "0.1" },
+        { 500 * USEC_PER_MSEC, "0.5" },  { 1 * USEC_PER_SEC, "1" },      { 5 * USEC_PER_SEC, "5" },
+        { 10 * USEC_PER_SEC, "10" },     { 60 * USEC_PER_SEC, "60" },    { 300 * USEC_PER_SEC, "300" },
         { 1800 * USEC_PER_SEC, "1800" },
 };
 
@@ -66,6 +78,16 @@ static usec_t run_duration(const RunRecord *r) {
         return r->finished_at > r->started_at ? r->finished_at - r->started_at : 0;
 }
 
+static void health_observe(HealthDuration *hd, const HealthBucket buckets[HEALTH_DURATION_BUCKETS], usec_t d) {
+        for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++)
+                if (d <= buckets[i].bound) {
+                        hd->bucket_counts[i]++;
+                        break;
+                }
+        hd->count++;
+        hd->sum += d;
+}
+
 void health_record_run(Health *h, const RunRecord *r) {
         usec_t d = run_duration(r);
 
@@ -91,14 +113,10 @@ void health_record_run(Health *h, const RunRecord *r) {
                 break;
         }
 
-        HealthDuration *hd = &h->duration[health_trigger_from_string(r->trigger)];
-        for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++)
-                if (d <= duration_buckets[i].bound) {
-                        hd->bucket_counts[i]++;
-                        break;
-                }
-        hd->count++;
-        hd->sum += d;
+        health_observe(&h->duration[health_trigger_from_string(r->trigger)], duration_buckets, d);
+        for (size_t i = 0; i < _RUN_STAGE_MAX; i++)
+                if (r->stage_ran[i])
+                        health_observe(&h->stage_duration[i], stage_buckets, r->stage_usec[i]);
 }
 
 void health_record_reload(Health *h, bool ok, usec_t now) {
@@ -291,9 +309,23 @@ static void put_seconds(FILE *f, const char *name, const char *help, usec_t t) {
         fprintf(f, "%s %s\n", name, format_seconds(t, s, sizeof(s)));
 }
 
-/* Runs by outcome, and their durations by trigger. */
-static void put_run_metrics(FILE *f, const Health *h) {
+/* The series of one histogram with one label (the caller prints the header). */
+static void put_histogram(FILE *f, const char *name, const char *label, const char *value,
+                          const HealthBucket buckets[HEALTH_DURATION_BUCKETS], const HealthDuration *hd) {
         char s[64];
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++) {
+                cumulative += hd->bucket_counts[i];
+                fprintf(f, "%s_bucket{%s=\"%s\",le=\"%s\"} %" PRIu64 "\n", name, label, value, buckets[i].le,
+                        cumulative);
+        }
+        fprintf(f, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", name, label, value, hd->count);
+        fprintf(f, "%s_sum{%s=\"%s\"} %s\n", name, label, value, format_seconds(hd->sum, s, sizeof(s)));
+        fprintf(f, "%s_count{%s=\"%s\"} %" PRIu64 "\n", name, label, value, hd->count);
+}
+
+/* Runs by outcome, their durations by trigger, and the stages' durations. */
+static void put_run_metrics(FILE *f, const Health *h) {
         put_header(f, "salesd_runs_total", "counter", "Finished runs by outcome.");
         for (size_t i = 0; i < _RUN_STATUS_MAX; i++)
                 fprintf(f, "salesd_runs_total{status=\"%s\"} %" PRIu64 "\n", run_status_to_string((RunStatus)i),
@@ -301,21 +333,16 @@ static void put_run_metrics(FILE *f, const Health *h) {
 
         put_header(f, "salesd_run_duration_seconds", "histogram",
                    "Wall-clock duration of finished runs by trigger, skipped ones included.");
-        for (size_t t = 0; t < _HEALTH_TRIGGER_MAX; t++) {
-                const HealthDuration *hd = &h->duration[t];
-                const char *trig = health_trigger_names[t];
-                uint64_t cumulative = 0;
-                for (size_t i = 0; i < HEALTH_DURATION_BUCKETS; i++) {
-                        cumulative += hd->bucket_counts[i];
-                        fprintf(f, "salesd_run_duration_seconds_bucket{trigger=\"%s\",le=\"%s\"} %" PRIu64 "\n", trig,
-                                duration_buckets[i].le, cumulative);
-                }
-                fprintf(f, "salesd_run_duration_seconds_bucket{trigger=\"%s\",le=\"+Inf\"} %" PRIu64 "\n", trig,
-                        hd->count);
-                fprintf(f, "salesd_run_duration_seconds_sum{trigger=\"%s\"} %s\n", trig,
-                        format_seconds(hd->sum, s, sizeof(s)));
-                fprintf(f, "salesd_run_duration_seconds_count{trigger=\"%s\"} %" PRIu64 "\n", trig, hd->count);
-        }
+        for (size_t t = 0; t < _HEALTH_TRIGGER_MAX; t++)
+                put_histogram(f, "salesd_run_duration_seconds", "trigger", health_trigger_names[t], duration_buckets,
+                              &h->duration[t]);
+
+        put_header(f, "salesd_stage_duration_seconds", "histogram",
+                   "Time finished runs spent in a stage: postgres = the snapshot and aggregate, clickhouse = "
+                   "compare, insert and watermark.");
+        for (size_t i = 0; i < _RUN_STAGE_MAX; i++)
+                put_histogram(f, "salesd_stage_duration_seconds", "stage", run_stage_to_string((RunStage)i),
+                              stage_buckets, &h->stage_duration[i]);
 }
 
 /* Counters and gauges of the daemon's state. */

@@ -10,7 +10,8 @@
 #include "duration.h"
 #include "run.h"
 
-/* Upper bounds (seconds) of the run-duration histogram buckets. */
+/* Buckets of the run-duration and stage-duration histograms (each has its
+ * own bounds, see health.c). */
 #define HEALTH_DURATION_BUCKETS 10
 
 /* The triggers the daemon runs under; the duration histogram has one series
@@ -68,6 +69,7 @@ typedef struct Health {
         uint64_t run_rows_dropped_total;
         uint64_t run_rows_pending;
         HealthDuration duration[_HEALTH_TRIGGER_MAX];
+        HealthDuration stage_duration[_RUN_STAGE_MAX]; /* the stages runs reached (run.h) */
         /* the last SIGHUP (the start counts as a successful load) */
         bool config_last_reload_failed;
         usec_t config_last_reload_success_at;
@@ -80,7 +82,7 @@ typedef struct Health {
         char audit_last_mismatch_columns[256]; /* "total_revenue, total_profit" or "missing" */
 } Health;
 
-/* Folds a finished run into h (counters, last_run, histogram, streaks). */
+/* Folds a finished run into h (counters, last_run, histograms, streaks). */
 void health_record_run(Health *h, const RunRecord *r);
 
 /* Folds a finished audit into h: checked days compared, mismatched of them

@@ -13,13 +13,13 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "detached.h"
 #include "log.h"
 #include "lsn.h"
 #include "macro.h"
@@ -346,18 +346,13 @@ bool pg_source_primary_ignored(const PgSource *s) {
 
 static void cancel_conn(PgConn *c) {
         CancelKey *k = c->cancel;
-        pthread_attr_t attr;
-        pthread_t thread;
 
         if (!k)
                 return;
         atomic_fetch_add(&k->refs, 1);
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        int r = pthread_create(&thread, &attr, cancel_thread, k);
-        pthread_attr_destroy(&attr);
-        if (r != 0) {
-                log_debug("postgres %s: cannot start the cancel thread: %s", c->where, strerror(r));
+        int r = detached_start(cancel_thread, k);
+        if (r < 0) {
+                log_debug("postgres %s: cannot start the cancel thread: %s", c->where, strerror(-r));
                 cancel_key_unref(k);
         }
 }

@@ -276,6 +276,16 @@ static int run_advance_watermark(Run *run) {
         return 0;
 }
 
+/* Runs one step of a stage and adds the time it took to the stage. */
+static int run_timed(Run *run, RunStage stage, int (*step)(Run *)) {
+        usec_t t0 = now_usec(CLOCK_MONOTONIC);
+        int r = step(run);
+        usec_t t1 = now_usec(CLOCK_MONOTONIC);
+        run->record.stage_usec[stage] += t1 > t0 ? t1 - t0 : 0;
+        run->record.stage_ran[stage] = true;
+        return r;
+}
+
 static int run_steps(Run *run) {
         int r = run_connect(run);
         if (r == 0)
@@ -284,13 +294,13 @@ static int run_steps(Run *run) {
                 return r; /* failed, or skipped */
         r = run_read_guard(run);
         if (r == 0)
-                r = run_catch_up(run);
+                r = run_timed(run, RUN_STAGE_POSTGRES, run_catch_up);
         if (r == 0)
-                r = run_snapshot(run);
+                r = run_timed(run, RUN_STAGE_POSTGRES, run_snapshot);
         if (r == 0)
-                r = run_store(run);
+                r = run_timed(run, RUN_STAGE_CLICKHOUSE, run_store);
         if (r == 0)
-                r = run_advance_watermark(run);
+                r = run_timed(run, RUN_STAGE_CLICKHOUSE, run_advance_watermark);
         if (r == 0)
                 run->record.status = RUN_STATUS_SUCCESS;
         return r;

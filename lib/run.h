@@ -34,6 +34,22 @@ static inline const char *run_status_to_string(RunStatus s) {
         return (unsigned)s < _RUN_STATUS_MAX ? names[s] : "unknown";
 }
 
+/* The timed stages of a run (the /metrics salesd_stage_duration_seconds
+ * histogram): POSTGRES is SPEC §4 step 3, the REPEATABLE READ snapshot
+ * (affected days and their aggregates); CLICKHOUSE is steps 4-5, reading the
+ * stored rows, inserting the changed days and writing the watermark.
+ * Connecting, the lock, the guard and the run row are in neither. */
+typedef enum RunStage {
+        RUN_STAGE_POSTGRES,
+        RUN_STAGE_CLICKHOUSE,
+        _RUN_STAGE_MAX,
+} RunStage;
+
+static inline const char *run_stage_to_string(RunStage s) {
+        static const char *const names[_RUN_STAGE_MAX] = { "postgres", "clickhouse" };
+        return (unsigned)s < _RUN_STAGE_MAX ? names[s] : "unknown";
+}
+
 /* What a run did: its salesd_runs row. */
 typedef struct RunRecord {
         char run_id[37];     /* UUID text */
@@ -44,6 +60,10 @@ typedef struct RunRecord {
         unsigned days_recomputed;
         unsigned days_written;
         char error[512]; /* "" on success; why, on skip */
+        /* time spent in each stage (CLOCK_MONOTONIC), for the stages the run
+         * reached (stage_ran), failed ones included; not in the run row */
+        usec_t stage_usec[_RUN_STAGE_MAX];
+        bool stage_ran[_RUN_STAGE_MAX];
 } RunRecord;
 
 typedef struct RunBacklog RunBacklog; /* backlog.h */

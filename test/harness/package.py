@@ -46,6 +46,7 @@ def installed_files(prefix, unitdir, docs_compressed=False):
     files |= {f"{share}/airflow/{p.name}" for p in (REPO / "airflow" / "dags").glob("*.py")}
     files.add(f"{share}/airflow/.airflowignore")
     files |= {f"{share}/contrib/prometheus/{p.name}" for p in (REPO / "contrib" / "prometheus").glob("*.yml")}
+    files |= {f"{share}/contrib/grafana/{p.name}" for p in (REPO / "contrib" / "grafana").glob("*.json")}
     docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
     files |= {f"{prefix}/share/doc/salesd/{p.name}" for p in docs}
     return files

@@ -113,6 +113,25 @@ def spawn(cmd, log_path, user=None, deathsig=signal.SIGKILL, env=None, cwd=None,
         log.close()
 
 
+def _print_stacks(pid):
+    """A process that does not stop when told to is a bug worth a look:
+    print every thread's stack (gdb, when installed) into the test's output
+    before it is killed."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return
+    try:
+        out = subprocess.run(
+            [gdb, "-p", str(pid), "-batch", "-ex", "thread apply all bt"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    print(f"pid {pid} did not stop; its threads:\n{out[-20000:]}", file=sys.stderr)
+
+
 def stop_process(proc, sig=signal.SIGTERM, timeout=15.0):
     """Signal the process by its pid, wait, SIGKILL after `timeout`.
     Returns the exit status."""
@@ -127,6 +146,7 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=15.0):
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            _print_stacks(proc.pid)
             try:
                 os.kill(proc.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -3,7 +3,8 @@ daemon every second with the shipped alert rules
 (contrib/prometheus/salesd-alerts.yml) and sends to Debian's Alertmanager
 (0.25), which posts to a webhook receiver owned by the test.  Stopping
 ClickHouse makes SalesdRunsFailing arrive at the webhook; restarting it
-resolves the alert.
+resolves the alert.  On the same Prometheus, every PromQL expression of the
+Grafana dashboard returns a series (test_dashboards.check_promql).
 
 The rules are used as shipped except for SalesdRunsFailing's `for:`, set to
 0s so the test takes seconds (its expression is what is under test here; `for`
@@ -24,6 +25,7 @@ import yaml
 
 from harness.servers import REPO, _preexec, clean_env, free_port, stop_process, wait_until
 from test_daemon import daemon_config, seed
+from test_dashboards import check_promql
 
 RULES = REPO / "contrib" / "prometheus" / "salesd-alerts.yml"
 
@@ -179,4 +181,8 @@ def test_runs_failing_alert_fires_and_resolves_end_to_end(salesd, pg_db, private
     wait_until(lambda: proc.stderr.count("(trigger signal): success") >= 1, timeout=60, what="a run after recovery")
     wait_until(lambda: alerting.hook.seen("SalesdRunsFailing", "resolved"), timeout=20,
                what=f"SalesdRunsFailing resolved at the webhook\n{alerting.log('alertmanager')}")
+
+    # the same Prometheus serves the Grafana dashboard's queries
+    # (contrib/grafana/salesd.json): each returns a series
+    check_promql(alerting.prom, "salesd", f"127.0.0.1:{port}")
     assert proc.stop() == 0, proc.stderr[-3000:]

@@ -323,6 +323,15 @@ def test_metrics_parse_as_prometheus_text(salesd, pg_db, ch18_db):
     count = {s.labels["trigger"]: s.value for s in hist.samples if s.name.endswith("_count")}
     assert count["start"] == 1.0 and sum(count.values()) == 1.0
     assert families["salesd_days_written"].samples[0].value == 2.0
+    # the run reached both stages once; each took some time, less than the run
+    stages = families["salesd_stage_duration_seconds"]
+    assert stages.type == "histogram"
+    stage_count = {s.labels["stage"]: s.value for s in stages.samples if s.name.endswith("_count")}
+    stage_sum = {s.labels["stage"]: s.value for s in stages.samples if s.name.endswith("_sum")}
+    assert stage_count == {"postgres": 1.0, "clickhouse": 1.0}
+    run_sum = sum(s.value for s in hist.samples if s.name.endswith("_sum"))
+    assert 0 < stage_sum["postgres"] and 0 < stage_sum["clickhouse"]
+    assert stage_sum["postgres"] + stage_sum["clickhouse"] <= run_sum
     assert families["salesd_days_recomputed"].samples[0].value >= 2.0
     assert families["salesd_config_last_reload_successful"].samples[0].value == 1.0
     # the standard process metrics, instead of salesd_up / salesd_start_time_seconds
@@ -555,3 +564,36 @@ def test_sighup_cannot_change_the_lock_key(salesd, pg_db, ch18_db):
     proc.wait_for("'postgres.lock_key' changed, which needs a restart")
     assert proc.alive()
     assert proc.stop() == 0, proc.stderr[-3000:]
+
+
+def test_stop_leaves_a_postgres_that_never_answers_behind(salesd, pg_db, ch18_db):
+    """The LISTEN connection attempt runs on a helper thread.  Against a host
+    that accepts the connection and then says nothing (a half-dead server),
+    libpq waits up to connect_timeout there; a stop waits a moment for it,
+    then exits cleanly without running the libraries' exit handlers under it
+    (and says so)."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(8)
+    hole.settimeout(30)
+    try:
+        cfg = daemon_config(
+            salesd,
+            pg_db,
+            ch18_db,
+            **{
+                "notify.channel": "salesd_changes",
+                "postgres.conninfo": f"host=127.0.0.1 port={hole.getsockname()[1]} dbname=shop user=salesd",
+                "postgres.connect_timeout": "120s",
+            },
+        )
+        proc = salesd.start("run", config=cfg)
+        proc.wait_for("ready")
+        peer, _ = hole.accept()  # the attempt is connected and waiting for an answer
+        started = time.monotonic()
+        assert proc.stop(timeout=60) == 0, proc.stderr[-3000:]
+        assert time.monotonic() - started < 30  # not connect_timeout's 120 s
+        assert "still in progress on a helper thread" in proc.stderr, proc.stderr[-3000:]
+        peer.close()
+    finally:
+        hole.close()

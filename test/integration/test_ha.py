@@ -52,7 +52,12 @@ def test_daemon_reports_standby_while_skipped(salesd, pg_db, ch18_db):
         r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert r.status_code == 200
         assert r.json()["status"] == "standby"
-        assert 'salesd_runs_total{status="skipped"} 1' in requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert 'salesd_runs_total{status="skipped"} 1' in metrics
+        assert 'salesd_health_state{state="standby"} 1' in metrics
+        # a skipped run reaches no stage
+        assert 'salesd_stage_duration_seconds_count{stage="postgres"} 0' in metrics
+        assert 'salesd_stage_duration_seconds_count{stage="clickhouse"} 0' in metrics
         wait_until(
             lambda: ch18_db.rows("SELECT state FROM salesd_heartbeat FINAL FORMAT TabSeparated") == [["standby"]],
             what="a standby heartbeat",
@@ -62,6 +67,9 @@ def test_daemon_reports_standby_while_skipped(salesd, pg_db, ch18_db):
     proc.send_signal(signal.SIGUSR1)
     proc.wait_for(r"\(trigger signal\): success")
     assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["status"] == "ok"
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    assert 'salesd_health_state{state="standby"} 0' in metrics
+    assert 'salesd_stage_duration_seconds_count{stage="postgres"} 1' in metrics
     assert proc.stop() == 0, proc.stderr[-3000:]
 
 

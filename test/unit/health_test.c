@@ -488,6 +488,58 @@ static void test_metrics_values(void **state) {
         free(m);
 }
 
+/* salesd_stage_duration_seconds: one series per stage, fed only by the
+ * stages a run reached; a skipped run (no stage) adds nothing. */
+static void test_metrics_stage_durations(void **state) {
+        Health h = new_health();
+        (void)state;
+
+        char *m = health_render_metrics(&h, NULL, T0, PERIOD);
+        assert_non_null(m);
+        assert_has_line(m, "# TYPE salesd_stage_duration_seconds histogram");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"postgres\",le=\"+Inf\"} 0");
+        assert_has_line(m, "salesd_stage_duration_seconds_count{stage=\"clickhouse\"} 0");
+        assert_has_line(m, "salesd_stage_duration_seconds_sum{stage=\"clickhouse\"} 0");
+        free(m);
+
+        /* a success: postgres exactly 0.01 s (le is inclusive), clickhouse 0.2 s */
+        RunRecord r = new_run(RUN_STATUS_SUCCESS, T0, USEC_PER_SEC);
+        r.stage_ran[RUN_STAGE_POSTGRES] = r.stage_ran[RUN_STAGE_CLICKHOUSE] = true;
+        r.stage_usec[RUN_STAGE_POSTGRES] = 10 * USEC_PER_MSEC;
+        r.stage_usec[RUN_STAGE_CLICKHOUSE] = 200 * USEC_PER_MSEC;
+        health_record_run(&h, &r);
+        /* a failure in the snapshot after 2 s: clickhouse never reached */
+        r = new_run(RUN_STATUS_FAILED, T0, 3 * USEC_PER_SEC);
+        r.stage_ran[RUN_STAGE_POSTGRES] = true;
+        r.stage_usec[RUN_STAGE_POSTGRES] = 2 * USEC_PER_SEC;
+        health_record_run(&h, &r);
+        /* a skip: no stage at all, whatever the (zero) durations say */
+        record(&h, RUN_STATUS_SKIPPED, T0, 5 * USEC_PER_MSEC);
+        /* an hour in ClickHouse: beyond the last bucket */
+        r = new_run(RUN_STATUS_SUCCESS, T0, USEC_PER_HOUR + 1);
+        r.stage_ran[RUN_STAGE_CLICKHOUSE] = true;
+        r.stage_usec[RUN_STAGE_CLICKHOUSE] = USEC_PER_HOUR;
+        health_record_run(&h, &r);
+
+        m = health_render_metrics(&h, NULL, T0 + USEC_PER_HOUR, PERIOD);
+        assert_non_null(m);
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"postgres\",le=\"0.01\"} 1");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"postgres\",le=\"1\"} 1");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"postgres\",le=\"5\"} 2");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"postgres\",le=\"+Inf\"} 2");
+        assert_has_line(m, "salesd_stage_duration_seconds_sum{stage=\"postgres\"} 2.01");
+        assert_has_line(m, "salesd_stage_duration_seconds_count{stage=\"postgres\"} 2");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"clickhouse\",le=\"0.1\"} 0");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"clickhouse\",le=\"0.5\"} 1");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"clickhouse\",le=\"1800\"} 1");
+        assert_has_line(m, "salesd_stage_duration_seconds_bucket{stage=\"clickhouse\",le=\"+Inf\"} 2");
+        assert_has_line(m, "salesd_stage_duration_seconds_sum{stage=\"clickhouse\"} 3600.2");
+        assert_has_line(m, "salesd_stage_duration_seconds_count{stage=\"clickhouse\"} 2");
+        /* the skip still counts as a run */
+        assert_has_line(m, "salesd_run_duration_seconds_count{trigger=\"schedule\"} 4");
+        free(m);
+}
+
 static void test_metrics_health_state(void **state) {
         Health h = new_health();
         (void)state;
@@ -589,6 +641,7 @@ int main(void) {
                 cmocka_unit_test(test_metrics_empty),
                 cmocka_unit_test(test_json_running_and_overdue),
                 cmocka_unit_test(test_metrics_values),
+                cmocka_unit_test(test_metrics_stage_durations),
                 cmocka_unit_test(test_metrics_health_state),
                 cmocka_unit_test(test_metrics_escaping),
                 cmocka_unit_test(test_audit),
