@@ -318,9 +318,9 @@ def test_a_run_whose_primary_session_dies_writes_nothing(sdb, ch18_db, salesd, p
     ClickHouse write stops the run, although its standby session is fine."""
     cfg = standby_config(salesd, sdb, ch18_db, **STRICT)
     run_ok(salesd, cfg, "init-schema")
+    pg_standby_server.replay_pause()  # before the commit: the run must wait for it
     sdb.commit("INSERT INTO orders VALUES (1, 1, 'completed', '2026-01-10 12:00+00', DEFAULT);"
                "INSERT INTO order_items VALUES (1, 1, 1, 1, 10.00, 1.00, DEFAULT)")
-    pg_standby_server.replay_pause()
     proc = salesd.start("once", config=cfg)
     proc.wait_for(f"postgres {re.escape(where(sdb.standby))}: pg_last_wal_replay_lsn")
     killed = sdb.primary.query(
@@ -331,5 +331,5 @@ def test_a_run_whose_primary_session_dies_writes_nothing(sdb, ch18_db, salesd, p
     pg_standby_server.replay_resume()
     assert proc.wait(60) == 1, proc.stderr[-3000:]
     assert "lock lost" in proc.stderr and "aggregate affected days" in proc.stderr
-    assert day_revenue(ch18_db, "2026-01-10") == []
+    assert day_revenue(ch18_db, "2026-01-10") == [], proc.stderr[-6000:]
     assert watermark(ch18_db) is None
