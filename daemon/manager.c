@@ -191,21 +191,6 @@ static void update_status(Manager *m) {
 
 /* ---------- tasks on worker threads ---------- */
 
-/* At start (SPEC §9): a standby source without its primary is a
- * configuration error (exit 78).  An unreachable Postgres is not: runs
- * report it and retry. */
-static int check_source(const Config *c, char *err, size_t errlen) {
-        PgSource *pg = NULL;
-        int r = pg_source_open(c, &pg, err, errlen);
-        pg_source_free(pg);
-        if (r < 0 && !run_error_config(r)) {
-                log_debug("postgres check at start: %s", err);
-                err[0] = '\0';
-                r = 0;
-        }
-        return r;
-}
-
 static void task_thread(void *userdata) {
         Task *t = userdata;
         const Config *c = t->config->config;
@@ -227,8 +212,6 @@ static void task_thread(void *userdata) {
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
                 /* at start-up a 5xx is worth waiting out too */
                 t->unavailable = run_error_unavailable(t->result) || t->result == -EIO;
-                if (t->result == 0)
-                        t->result = check_source(c, t->err, sizeof(t->err));
                 break;
         case TASK_RELOAD_CHECK: /* the candidate's ClickHouse, before anything uses it */
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
@@ -432,6 +415,8 @@ static void on_audit_done(Manager *m, Task *t) {
                 sd_event_exit(m->event, m->exit_code);
 }
 
+static void begin_stop(Manager *m, const char *why);
+
 static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
         m->health.running = false;
@@ -450,6 +435,12 @@ static void on_run_done(Manager *m, Task *t) {
                 m->health.complete_as_of = t->outcome.complete_as_of;
         health_update_backlog(m);
         log_run_result(m, &t->record, &t->outcome);
+        if (run_error_config(t->result) && strcmp(t->trigger, "start") == 0) {
+                /* SPEC §9: a standby without its primary at start; later runs
+                 * (a failover, a reload) fail and say why, but keep the daemon */
+                m->exit_code = EX_CONFIG; /* an operator must fix it: no restart loop */
+                begin_stop(m, "postgres.conninfo is a standby without postgres.primary_conninfo");
+        }
         audit_after_run(m, t);
         update_status(m);
         if (m->stopping) {
@@ -492,12 +483,6 @@ static void listener_restart(Manager *m) {
 
 static void on_schema_done(Manager *m, Task *t) {
         if (m->stopping) {
-                sd_event_exit(m->event, m->exit_code);
-                return;
-        }
-        if (run_error_config(t->result)) {
-                log_error("%s", t->err);
-                m->exit_code = EX_CONFIG; /* an operator must fix it: no restart loop */
                 sd_event_exit(m->event, m->exit_code);
                 return;
         }

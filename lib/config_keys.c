@@ -251,7 +251,8 @@ const KeyDef config_keys[] = {
                 .check = config_check_conninfo,
                 .mask = config_mask_conninfo,
                 .doc = "libpq connection string of the primary when postgres.conninfo is a hot standby",
-                .doc_more = "Required when `postgres.conninfo` is a streaming standby (`pg_is_in_recovery()`): "
+                .doc_more = "Required when `postgres.conninfo` is a streaming standby (`pg_is_in_recovery()`; "
+                            "without it `once`, `backfill`, `verify` and the daemon's start run exit 78): "
                             "salesd then takes the advisory lock, the late-commit guard and "
                             "`pg_current_wal_insert_lsn()` on the primary, waits until the standby has replayed "
                             "up to that position, and aggregates on the standby. `notify.channel` listens here. "
