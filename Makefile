@@ -1,6 +1,6 @@
-# salesd — one explicit Makefile.  Targets: all test demo bench bench-large deps install
+# salesd — one explicit Makefile.  Targets: all test demo bench bench-medium bench-large deps install
 # uninstall deb clean format format-check (plus unit, integration, cppcheck, man-check, alerts-check,
-# lintian, airflow-venv, deps-demo).
+# lintian, airflow-venv, deps-demo, fuzz, fuzz-replay, valgrind).
 PREFIX ?= /usr/local
 DESTDIR ?=
 BUILD ?= build
@@ -21,7 +21,7 @@ CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_chec
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/detached.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
-            lib/backlog.c lib/run.c lib/verify.c lib/health.c lib/lsn.c
+            lib/backlog.c lib/run_control.c lib/run.c lib/verify.c lib/health.c lib/lsn.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
@@ -37,7 +37,8 @@ OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/obj
 SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)/san/gen/schema_sql.o
 
 # Unit tests: each links only the module under test and what it needs.
-UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog verify lsn
+UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog verify \
+              schema lsn
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := $(CONFIG_SRCS) lib/config_doc.c lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c
 unit_cron_DEPS := lib/cron.c lib/day.c
@@ -51,12 +52,14 @@ unit_http_DEPS := daemon/http.c lib/listen.c lib/log.c
 unit_listen_DEPS := lib/listen.c
 unit_text_DEPS := lib/text.c
 unit_ch_DEPS := lib/ch.c lib/ch_error.c lib/buf.c lib/text.c lib/log.c
+unit_schema_DEPS := lib/schema.c lib/ch.c lib/ch_error.c lib/buf.c lib/text.c lib/log.c lib/tsv.c $(BUILD)/gen/schema_sql.c
 SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/day.c lib/tsv.c lib/buf.c lib/text.c lib/log.c \
              lib/watermark.c
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
-unit_verify_DEPS := lib/verify.c lib/pg.c lib/lsn.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
+unit_verify_DEPS := lib/verify.c lib/run_control.c lib/pg.c lib/lsn.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c \
+                    lib/cron.c
 unit_lsn_DEPS := lib/lsn.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
@@ -65,18 +68,18 @@ AIRFLOW_VENV := $(BUILD)/airflow-venv
 # `make demo` installs only DEMO_PACKAGES: the compiler, the libraries, the
 # servers it starts and python3-venv.  TEST_PACKAGES is the test toolchain,
 # installed by `make test` (deps) only: it adds a container, packaging and
-# lint tools, and Prometheus + Alertmanager (promtool, the alerting test) the
-# demo has no use for.  Their Debian services are not started by the tests.
+# lint tools, Prometheus + Alertmanager (promtool, the alerting test) and
+# ZooKeeper (the ClickHouse cluster tests) the demo has no use for.  Their Debian services are not started by the tests.
 DEMO_PACKAGES := build-essential pkg-config libpq-dev libcurl4-openssl-dev libyaml-dev \
                  libsystemd-dev libmicrohttpd-dev libjansson-dev postgresql-15 \
                  clickhouse-server clickhouse-client python3-venv
-TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 \
+TEST_PACKAGES := libcmocka-dev cppcheck clang-format debootstrap systemd-container systemd time iproute2 zookeeper \
                  prometheus prometheus-alertmanager \
-                 debhelper dpkg-dev fakeroot lintian mandoc
+                 debhelper dpkg-dev fakeroot lintian mandoc valgrind
 
-.PHONY: all test unit integration demo bench bench-large deps deps-demo deps-bench install uninstall clean format format-check \
+.PHONY: all test unit integration demo bench bench-large bench-medium deps deps-demo deps-bench install uninstall clean format format-check \
         cppcheck airflow-venv airflow-venv-2.10 airflow-test venv san config-docs config-docs-check deb lintian \
-        man-check alerts-check dashboards-check
+        man-check alerts-check dashboards-check fuzz fuzz-replay valgrind deps-fuzz
 .DELETE_ON_ERROR:
 
 all: $(BUILD)/salesd
@@ -124,6 +127,45 @@ unit: $(UNIT_BINS)
 	  ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  SALESD_TEST_FIXTURES=$(CURDIR)/test/fixtures SALESD_SOURCE_DIR=$(CURDIR) $$t; done
 
+# ---- fuzzing (test/fuzz, docs/design.md "Fuzzing and valgrind") ----
+# Each target links into libFuzzer (clang, `make fuzz`: FUZZ_SECONDS each,
+# new inputs in build/fuzz/corpus/<target>, crashes in build/fuzz/crashes/)
+# and into replay.c (gcc, ASan/UBSan, `make fuzz-replay`, part of `make test`:
+# every file of the committed corpus test/fuzz/corpus/<target>, once).
+FUZZ_TARGETS := config cron tsv conninfo money_day
+fuzz_config_DEPS := $(unit_config_DEPS)
+fuzz_cron_DEPS := lib/cron.c lib/day.c
+fuzz_tsv_DEPS := $(SINK_DEPS)
+fuzz_conninfo_DEPS := $(unit_config_DEPS)
+fuzz_money_day_DEPS := lib/money.c lib/metrics.c lib/day.c lib/text.c lib/watermark.c
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+# libFuzzer: only `make fuzz` needs it (deps-fuzz); the replay builds with gcc.
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_FLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+REPLAY_BINS := $(patsubst %,$(BUILD)/fuzz-replay/fuzz_%,$(FUZZ_TARGETS))
+FUZZ_BINS := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
+$(BUILD)/fuzz-replay/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/replay.c test/fuzz/fuzz.h $$(fuzz_$$*_DEPS) $(HDRS) \
+                             | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) $(CFLAGS) $(SAN) -Itest/fuzz -o $@ $< test/fuzz/replay.c $(fuzz_$*_DEPS) $(LIBS)
+$(BUILD)/fuzz/fuzz_%: test/fuzz/fuzz_%.c test/fuzz/fuzz.h $$(fuzz_$$*_DEPS) $(HDRS) | $(BUILD)/gen/schema_sql.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(BASE_CFLAGS) $(FUZZ_FLAGS) -Itest/fuzz -o $@ $< $(fuzz_$*_DEPS) $(LIBS)
+fuzz-replay: $(REPLAY_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUILD)/fuzz-replay/fuzz_$$t test/fuzz/corpus/$$t; done
+deps-fuzz:
+	$(call apt_install,$(FUZZ_PACKAGES))
+fuzz: deps-fuzz
+	$(MAKE) $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_TARGETS); do mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/crashes/$$t; \
+	  echo "== fuzz_$$t, $(FUZZ_SECONDS) s (log: $(BUILD)/fuzz/$$t.log)"; UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	  -artifact_prefix=$(BUILD)/fuzz/crashes/$$t/ $(BUILD)/fuzz/corpus/$$t test/fuzz/corpus/$$t \
+	  </dev/null >$(BUILD)/fuzz/$$t.log 2>&1 || { tail -60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)|INFO: seed corpus' $(BUILD)/fuzz/$$t.log; done
+
 # ---- generated configuration docs (from the key table in lib/config_keys.c) ----
 CONFIG_DOC_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,daemon/salesd-config-doc.c lib/config_doc.c $(CONFIG_SRCS) \
                    lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c)
@@ -154,7 +196,7 @@ man-check: $(MANPAGES)
 	@out=$$(mandoc -Tlint $(MANPAGES) 2>&1); if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; echo "mandoc -Tlint: $(MANPAGES) clean"
 
 # ---- static checks ----
-C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h)
+C_FILES = $(wildcard lib/*.c lib/*.h daemon/*.c daemon/*.h test/unit/*.c test/unit/*.h test/fuzz/*.c test/fuzz/*.h)
 format:
 	clang-format -i $(C_FILES)
 format-check:
@@ -209,8 +251,8 @@ $(AIRFLOW210_VENV)/.stamp-%:
 	$(PYTHON) -m venv $(AIRFLOW210_VENV)
 	$(AIRFLOW210_VENV)/bin/pip install --quiet --disable-pip-version-check -r airflow/requirements-2.10.txt -c airflow/requirements-2.10.lock
 	touch $@
-# DAG load checks on both Airflow lines, then `airflow dags test` against the
-# real daemon and ClickHouse 18.16.
+# DAG load checks, then `airflow dags test` against the real daemon and
+# ClickHouse 18.16: every test on both Airflow lines (3.3.2 and 2.10.5).
 airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 	SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider airflow/tests
 
@@ -218,25 +260,35 @@ airflow-test: $(BUILD)/salesd venv airflow-venv airflow-venv-2.10
 integration: $(BUILD)/salesd $(BUILD)/salesd-san $(DEB) venv
 	SALESD_DEB=$(CURDIR)/$(DEB) SALESD_BIN=$(CURDIR)/$(BUILD)/salesd-san $(VENV)/bin/python -m pytest -q -p no:cacheprovider test/integration
 
+# memcheck over once, backfill, verify, a config error and a daemon run with
+# SIGUSR1/SIGHUP/SIGTERM (test/integration/test_valgrind.py, the non-ASan build).
+valgrind: $(BUILD)/salesd venv
+	SALESD_VALGRIND=1 SALESD_BIN=$(CURDIR)/$(BUILD)/salesd $(VENV)/bin/python -m pytest -q -p no:cacheprovider \
+	  test/integration/test_valgrind.py
+
 test: deps
 	$(MAKE) -j2 venv airflow-venv airflow-venv-2.10
 	$(MAKE) all san $(UNIT_BINS)
 	$(MAKE) format-check cppcheck config-docs-check man-check alerts-check dashboards-check
 	$(MAKE) deb lintian
-	$(MAKE) unit
-	$(MAKE) integration
+	$(MAKE) unit fuzz-replay
+	$(MAKE) integration valgrind
 	$(MAKE) airflow-test
 
 demo: deps-demo all venv
 	$(VENV)/bin/python test/harness/demo.py --salesd $(CURDIR)/$(BUILD)/salesd
 
 # bench: small profile (30 days x 10k orders/day, a few minutes); bench-large:
-# 60 days x 100k orders/day (~4 GB in the temp dir, longer).  Both write build/bench-<profile>.txt.
+# 60 days x 100k orders/day (~4 GB in the temp dir, longer); bench-medium: 10 days x 100k
+# orders/day (~0.6 GB).  Each writes build/bench-<profile>.txt.
 bench: deps-bench all venv
 	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile small
 
 bench-large: deps-bench all venv
 	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile large
+
+bench-medium: deps-bench all venv
+	$(VENV)/bin/python test/harness/bench.py --salesd $(CURDIR)/$(BUILD)/salesd --profile medium
 
 # Prints what it is about to install, then installs it (sudo when not root).
 define apt_install
@@ -317,4 +369,4 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san
+	rm -rf $(BUILD)/obj $(BUILD)/san $(BUILD)/gen $(BUILD)/test $(BUILD)/salesd $(BUILD)/salesd-san $(BUILD)/fuzz $(BUILD)/fuzz-replay

@@ -71,6 +71,19 @@ static int usage_error(const char *fmt, ...) {
         return EX_USAGE;
 }
 
+/* A day named on the command line: a real date that ClickHouse's Date
+ * column can store (a day outside would be written clamped onto another
+ * day).  0, or the usage exit code. */
+static int parse_day_arg(const char *cmd, const char *opt, const char *s, Day *ret) {
+        if (day_parse(s, ret) < 0)
+                return usage_error("%s: invalid %s '%s' (expected YYYY-MM-DD, a real date)", cmd, opt, s);
+        if (!day_storable(*ret))
+                return usage_error(
+                        "%s: %s '%s' is outside the days ClickHouse's Date column stores (" DAY_STORABLE_RANGE ")", cmd,
+                        opt, s);
+        return 0;
+}
+
 static int load_config(const char *path, Config **ret) {
         char err[8192] = "";
         int r = config_load(path, ret, err, sizeof(err));
@@ -163,9 +176,10 @@ static int cmd_once(const Config *c, int argc, char **argv) {
                         free(days);
                         return usage_error("once: unknown option");
                 }
-                if (day_parse(optarg, &days[n]) < 0) {
+                int code = parse_day_arg("once", "--date", optarg, &days[n]);
+                if (code != 0) {
                         free(days);
-                        return usage_error("once: invalid --date '%s' (expected YYYY-MM-DD, a real date)", optarg);
+                        return code;
                 }
                 n++;
         }
@@ -199,10 +213,11 @@ static int cmd_backfill(const Config *c, int argc, char **argv) {
                 return usage_error("backfill: unexpected argument '%s'", argv[optind]);
         if (!from_s || !to_s)
                 return usage_error("backfill: both --from and --to are required");
-        if (day_parse(from_s, &from) < 0)
-                return usage_error("backfill: invalid --from '%s' (expected YYYY-MM-DD, a real date)", from_s);
-        if (day_parse(to_s, &to) < 0)
-                return usage_error("backfill: invalid --to '%s' (expected YYYY-MM-DD, a real date)", to_s);
+        int code = parse_day_arg("backfill", "--from", from_s, &from);
+        if (code == 0)
+                code = parse_day_arg("backfill", "--to", to_s, &to);
+        if (code != 0)
+                return code;
         if (from > to)
                 return usage_error("backfill: --from '%s' is after --to", from_s);
         if (to - from >= MAX_BACKFILL_DAYS)
@@ -256,10 +271,11 @@ static int parse_verify_args(int argc, char **argv, VerifyArgs *ret) {
                                    VERIFY_DEFAULT_DAYS);
         a.to = day_today();
         a.from = a.to - (VERIFY_DEFAULT_DAYS - 1);
-        if (from_s && day_parse(from_s, &a.from) < 0)
-                return usage_error("verify: invalid --from '%s' (expected YYYY-MM-DD, a real date)", from_s);
-        if (to_s && day_parse(to_s, &a.to) < 0)
-                return usage_error("verify: invalid --to '%s' (expected YYYY-MM-DD, a real date)", to_s);
+        int code = from_s ? parse_day_arg("verify", "--from", from_s, &a.from) : 0;
+        if (code == 0 && to_s)
+                code = parse_day_arg("verify", "--to", to_s, &a.to);
+        if (code != 0)
+                return code;
         if (a.from > a.to)
                 return usage_error("verify: --from '%s' is after --to", from_s);
         if (a.to - a.from >= MAX_BACKFILL_DAYS)
@@ -296,6 +312,8 @@ static void print_verify_text(const VerifyResult *res) {
                 printf("verify: %zu days not compared: their stored rows were written after this check's snapshot "
                        "(a run in progress); verify again\n",
                        res->days_newer);
+        if (res->unverifiable)
+                printf("verify: not compared, the source cannot give exact metrics: %s\n", res->unverifiable);
         size_t missing = count_missing(res);
         printf("verify: %zu days checked, %zu differ", res->days_checked, res->n_diffs);
         if (missing)
@@ -329,10 +347,11 @@ static json_t *verify_json(const VerifyArgs *a, const VerifyResult *res) {
                                                 d->missing ? json_null() : json_integer((json_int_t)d->stored_version),
                                                 "columns", day_columns_json(d)));
         }
-        return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o}", "from", day_format(a->from, from), "to",
+        return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:o, s:o}", "from", day_format(a->from, from), "to",
                          day_format(a->to, to), "days_checked", (json_int_t)res->days_checked, "days_differ",
                          (json_int_t)res->n_diffs, "days_missing", (json_int_t)count_missing(res), "days_not_compared",
-                         (json_int_t)res->days_newer, "differences", diffs ? diffs : json_array());
+                         (json_int_t)res->days_newer, "differences", diffs ? diffs : json_array(), "unverifiable",
+                         res->unverifiable ? json_string(res->unverifiable) : json_null());
 }
 
 /* --repair: a run with the differing days as its explicit days, so it
@@ -406,7 +425,7 @@ static int cmd_verify(const Config *c, int argc, char **argv) {
         json_t *doc = a.json ? verify_json(&a, &res) : NULL;
         if (!a.json)
                 print_verify_text(&res);
-        code = res.n_diffs ? 1 : EX_OK;
+        code = res.n_diffs || res.unverifiable ? 1 : EX_OK;
         if (a.repair && res.n_diffs)
                 code = repair_days(c, &res, doc);
         if (doc) {
@@ -512,6 +531,9 @@ static int cmd_status(const Config *c, int argc, char **argv) {
                 printf("next run:      %s\n", json_str(doc, "next_run"));
                 printf("watermark:     %s\n", json_str(doc, "watermark"));
                 printf("complete as of: %s\n", json_str(doc, "complete_as_of"));
+                json_t *ch = json_object_get(doc, "clickhouse");
+                if (json_is_object(ch))
+                        printf("clickhouse:    %s\n", json_str(ch, "endpoint"));
         }
         json_decref(doc);
         buf_free(&body);

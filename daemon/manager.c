@@ -35,6 +35,7 @@
 
 #include "backlog.h"
 #include "buf.h"
+#include "ch.h"
 #include "cron.h"
 #include "duration.h"
 #include "health.h"
@@ -99,7 +100,7 @@ struct Manager {
         Listener *listener;
 
         Task run_task, heartbeat_task, reload_task, audit_task;
-        atomic_bool audit_cancel;
+        RunControl audit_control;
         Day *audit_pending; /* days the audit found differing: the next run recomputes them */
         size_t n_audit_pending;
         ConfigRef *reload_candidate; /* a reloaded config waiting for its schema check */
@@ -120,6 +121,7 @@ struct Manager {
         sd_event_source *clock_watch;
         int clock_fd;
         usec_t next_run;
+        char clickhouse_endpoint[512]; /* the last one logged (SPEC §9 failover) */
 };
 
 /* ---------- small helpers ---------- */
@@ -217,7 +219,7 @@ static void task_thread(void *userdata) {
                 t->result = schema_check(&c->clickhouse, true, &t->manager->control.cancel, t->err, sizeof(t->err));
                 break;
         case TASK_AUDIT:
-                t->result = verify_audit(c, &t->manager->audit_cancel, &t->audit, t->err, sizeof(t->err));
+                t->result = verify_audit(c, &t->manager->audit_control, &t->audit, t->err, sizeof(t->err));
                 break;
         }
 }
@@ -415,6 +417,15 @@ static void on_audit_done(Manager *m, Task *t) {
                 sd_event_exit(m->event, m->exit_code);
 }
 
+/* Says once when requests moved to another clickhouse.url (the client
+ * fails over silently: library code logs at debug only). */
+static void note_clickhouse_endpoint(Manager *m) {
+        const char *now = ch_endpoint_current(&cfg(m)->clickhouse);
+        if (m->clickhouse_endpoint[0] && strcmp(m->clickhouse_endpoint, now) != 0)
+                log_warning("clickhouse: requests now go to %s (failed over from %s)", now, m->clickhouse_endpoint);
+        snprintf(m->clickhouse_endpoint, sizeof(m->clickhouse_endpoint), "%s", now);
+}
+
 static void begin_stop(Manager *m, const char *why);
 
 static void on_run_done(Manager *m, Task *t) {
@@ -434,6 +445,7 @@ static void on_run_done(Manager *m, Task *t) {
         if (t->record.status == RUN_STATUS_SUCCESS && t->outcome.complete_as_of > m->health.complete_as_of)
                 m->health.complete_as_of = t->outcome.complete_as_of;
         health_update_backlog(m);
+        note_clickhouse_endpoint(m);
         log_run_result(m, &t->record, &t->outcome);
         if (run_error_config(t->result) && strcmp(t->trigger, "start") == 0) {
                 /* SPEC §9: a standby without its primary at start; later runs
@@ -444,7 +456,9 @@ static void on_run_done(Manager *m, Task *t) {
         audit_after_run(m, t);
         update_status(m);
         if (m->stopping) {
-                sd_event_exit(m->event, m->exit_code);
+                /* the heartbeat or the audit may still be on its way out */
+                if (!any_task_busy(m))
+                        sd_event_exit(m->event, m->exit_code);
                 return;
         }
         heartbeat_start(m);
@@ -553,6 +567,7 @@ static void heartbeat_start(Manager *m) {
 }
 
 static void on_heartbeat_done(Manager *m, Task *t) {
+        note_clickhouse_endpoint(m);
         if (t->result < 0) {
                 m->health.heartbeat_failures_total++;
                 log_warning("heartbeat not written: %s", t->err);
@@ -660,7 +675,7 @@ static void begin_stop(Manager *m, const char *why) {
         log_info("%s: stopping; cancelling the work in progress", why);
         run_control_cancel(&m->control, "salesd is stopping");
         atomic_store(&m->heartbeat_cancel, true);
-        atomic_store(&m->audit_cancel, true);
+        run_control_cancel(&m->audit_control, "salesd is stopping");
         arm_timer(m->stop_timer, now_usec(CLOCK_MONOTONIC) + STOP_GRACE_USEC);
 }
 
@@ -728,7 +743,15 @@ static int reload_prepare(Manager *m, ConfigRef **ret_ref, CronExpr **ret_cron) 
 }
 
 /* Puts the candidate in force (takes both) and tells systemd. */
+static bool same_urls(char *const *a, char *const *b) {
+        while (*a && *b && strcmp(*a, *b) == 0)
+                a++, b++;
+        return !*a && !*b;
+}
+
 static void reload_apply(Manager *m, ConfigRef *ref, CronExpr *cron) {
+        if (!same_urls(cfg(m)->clickhouse.url, ref->config->clickhouse.url))
+                ch_endpoint_reset(); /* a new list: its first url */
         config_unref(m->config);
         m->config = ref;
         cron_free(m->cron);
@@ -831,6 +854,7 @@ static int http_healthz(void *userdata, char **ret_body) {
         Manager *m = userdata;
         int status = 500;
         health_update_backlog(m);
+        m->health.clickhouse_endpoint = ch_endpoint_current(&cfg(m)->clickhouse);
         *ret_body = health_render_json(&m->health, now_usec(CLOCK_REALTIME), schedule_period(m), &status);
         return *ret_body ? status : 500;
 }
@@ -847,6 +871,7 @@ static int http_metrics(void *userdata, char **ret_body) {
         Manager *m = userdata;
         HealthProcess proc;
         health_update_backlog(m);
+        m->health.clickhouse_endpoint = ch_endpoint_current(&cfg(m)->clickhouse);
         bool have_proc = procstat_read(&proc) >= 0;
         *ret_body = health_render_metrics(&m->health, have_proc ? &proc : NULL, now_usec(CLOCK_REALTIME),
                                           schedule_period(m));
@@ -886,6 +911,7 @@ static void manager_free(Manager *m) {
         config_unref(m->config);
         run_backlog_free(m->backlog);
         run_control_done(&m->control);
+        run_control_done(&m->audit_control);
         free(m->config_path);
         free(m);
 }
@@ -990,7 +1016,7 @@ static int manager_alloc(const char *config_path, const Config *c, Manager **ret
         m->clock_fd = -1;
         run_control_init(&m->control);
         atomic_init(&m->heartbeat_cancel, false);
-        atomic_init(&m->audit_cancel, false);
+        run_control_init(&m->audit_control);
         if (run_backlog_new(&m->backlog) < 0)
                 return -ENOMEM;
         m->config_path = strdup(config_path);

@@ -1,10 +1,17 @@
 /* See ch.h.  One CURL easy handle per client, reused across requests for
  * keep-alive; a client belongs to one thread at a time.  What an answer
- * means (success, which error, whether to retry) is ch_error.c's. */
+ * means (success, which error, whether to retry, whether to fail over) is
+ * ch_error.c's.
+ *
+ * Failover (SPEC §9): the current endpoint is process-wide (an atomic index
+ * into clickhouse.url), so a run, the heartbeat and /healthz agree on it and
+ * a new client starts where the last request succeeded. */
 #include "ch.h"
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,13 +28,32 @@
 #define BACKOFF_BASE_MS    200u
 #define BACKOFF_CAP_MS     10000u
 
+/* The process's current endpoint: (generation << 32) | index into
+ * clickhouse.url.  ch_endpoint_reset() starts a new generation, so a client
+ * made under the previous list (a heartbeat still running across a
+ * reload) cannot move the new list's endpoint. */
+static _Atomic uint64_t endpoint_state;
+
+static size_t endpoint_index(void) {
+        return (size_t)(atomic_load(&endpoint_state) & UINT32_MAX);
+}
+
+static uint32_t endpoint_generation(void) {
+        return (uint32_t)(atomic_load(&endpoint_state) >> 32);
+}
+
 struct ChClient {
         CURL *curl;
         struct curl_slist *headers;
-        char *base; /* "http://host:port" without trailing slash or credentials */
+        char **bases;        /* "http://host:port" without trailing slash or credentials, in failover order */
+        size_t n_bases;      /* at least 1 */
+        size_t current;      /* index into bases of the endpoint requests go to */
+        bool pinned;         /* one endpoint only: no failover */
+        uint32_t generation; /* of endpoint_state when the client was made */
         char *database;
         usec_t timeout;
         unsigned retries;
+        unsigned insert_quorum;
         const atomic_bool *cancel;
         char query_id[64]; /* "" = let the server choose */
 };
@@ -45,18 +71,49 @@ static char *base_url(const char *url) {
         return strndup(url, n);
 }
 
-int ch_client_new(const ClickHouseConfig *cfg, ChClient **ret, char *err, size_t errlen) {
+static size_t url_count(const ClickHouseConfig *cfg) {
+        size_t n = 0;
+        while (cfg->url && cfg->url[n])
+                n++;
+        return n;
+}
+
+/* The endpoints of cfg: all of them (pin < 0), or url[pin] alone. */
+static int set_bases(ChClient *c, const ClickHouseConfig *cfg, ssize_t pin) {
+        size_t n = url_count(cfg);
+        if (n == 0 || (pin >= 0 && (size_t)pin >= n))
+                return -EINVAL;
+        c->n_bases = pin >= 0 ? 1 : n;
+        c->pinned = pin >= 0 || n == 1;
+        c->bases = calloc(c->n_bases, sizeof(char *));
+        if (!c->bases)
+                return -ENOMEM;
+        for (size_t i = 0; i < c->n_bases; i++)
+                if (!(c->bases[i] = base_url(cfg->url[pin >= 0 ? (size_t)pin : i])))
+                        return -ENOMEM;
+        c->generation = endpoint_generation();
+        c->current = c->pinned ? 0 : endpoint_index() % c->n_bases;
+        return 0;
+}
+
+static int client_new(const ClickHouseConfig *cfg, ssize_t pin, ChClient **ret, char *err, size_t errlen) {
         ChClient *c = calloc(1, sizeof(*c));
         Buf h = { 0 };
 
         if (!c)
                 return -ENOMEM;
         c->curl = curl_easy_init();
-        c->base = base_url(cfg->url);
+        int r = set_bases(c, cfg, pin);
         c->database = strdup(cfg->database);
         c->timeout = cfg->timeout;
         c->retries = cfg->retries;
-        if (!c->curl || !c->base || !c->database) {
+        c->insert_quorum = cfg->insert_quorum;
+        if (r == -EINVAL) {
+                snprintf(err, errlen, "cannot set up the clickhouse client: no such url in clickhouse.url");
+                ch_client_free(c);
+                return r;
+        }
+        if (!c->curl || r < 0 || !c->database) {
                 snprintf(err, errlen, "cannot set up the clickhouse client: out of memory");
                 ch_client_free(c);
                 return -ENOMEM;
@@ -82,13 +139,23 @@ int ch_client_new(const ClickHouseConfig *cfg, ChClient **ret, char *err, size_t
         return 0;
 }
 
+int ch_client_new(const ClickHouseConfig *cfg, ChClient **ret, char *err, size_t errlen) {
+        return client_new(cfg, -1, ret, err, errlen);
+}
+
+int ch_client_new_pinned(const ClickHouseConfig *cfg, size_t index, ChClient **ret, char *err, size_t errlen) {
+        return client_new(cfg, (ssize_t)index, ret, err, errlen);
+}
+
 void ch_client_free(ChClient *c) {
         if (!c)
                 return;
         if (c->curl)
                 curl_easy_cleanup(c->curl);
         curl_slist_free_all(c->headers);
-        free(c->base);
+        for (size_t i = 0; c->bases && i < c->n_bases; i++)
+                free(c->bases[i]);
+        free(c->bases);
         free(c->database);
         free(c);
 }
@@ -107,7 +174,39 @@ void ch_client_set_cancel_flag(ChClient *c, const atomic_bool *flag) {
 }
 
 const char *ch_client_url(const ChClient *c) {
-        return c->base;
+        return c->bases[c->current];
+}
+
+const char *ch_endpoint_current(const ClickHouseConfig *cfg) {
+        size_t n = url_count(cfg);
+        return n ? cfg->url[endpoint_index() % n] : "";
+}
+
+void ch_endpoint_reset(void) {
+        uint64_t old = atomic_load(&endpoint_state);
+        while (!atomic_compare_exchange_weak(&endpoint_state, &old, ((old >> 32) + 1) << 32))
+                ;
+}
+
+/* Makes this client's endpoint the process's, unless the list changed
+ * since the client was made. */
+static void endpoint_publish(const ChClient *c) {
+        uint64_t old = atomic_load(&endpoint_state);
+        uint64_t want = ((uint64_t)c->generation << 32) | c->current;
+        while ((uint32_t)(old >> 32) == c->generation && !atomic_compare_exchange_weak(&endpoint_state, &old, want))
+                ;
+}
+
+size_t ch_endpoint_next(size_t current, size_t n) {
+        return n ? (current + 1) % n : 0;
+}
+
+/* Moves this client, and the process's current endpoint, to the next URL. */
+static void fail_over(ChClient *c, const char *why) {
+        size_t from = c->current;
+        c->current = ch_endpoint_next(c->current, c->n_bases);
+        endpoint_publish(c);
+        log_debug("clickhouse %s failed (%s): failing over to %s", c->bases[from], why, c->bases[c->current]);
 }
 
 /* What arrives of one answer: the body (bounded) and the headers that
@@ -119,6 +218,7 @@ typedef struct Answer {
         char exception_code[16];
         char exception_tag[72];
         unsigned retry_after; /* seconds, 0 when absent */
+        int code;             /* the server's exception code, 0 when none */
 } Answer;
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata) {
@@ -182,7 +282,7 @@ static const char *abbreviate(const char *sql, char *buf, size_t len) {
  * the body; any other statement is the body itself, so long IN lists never
  * hit URL length limits. */
 static int request_url(ChClient *c, const char *sql, bool insert, unsigned flags, Buf *url) {
-        buf_printf(url, "%s/?wait_end_of_query=%d", c->base, insert ? 0 : 1);
+        buf_printf(url, "%s/?wait_end_of_query=%d", ch_client_url(c), insert ? 0 : 1);
         if (insert) {
                 char *q = curl_easy_escape(c->curl, sql, 0);
                 if (!q)
@@ -192,6 +292,18 @@ static int request_url(ChClient *c, const char *sql, bool insert, unsigned flags
         }
         if (*c->query_id)
                 buf_printf(url, "&query_id=%s", c->query_id); /* [A-Za-z0-9-] only, see ch.h */
+        /* SPEC §9: the quorum's wait ends before the client's, so a replica
+         * killed without a clean stop (alive to ZooKeeper until its session
+         * expires) fails the insert with the server's error, not a timeout. */
+        if (insert && c->insert_quorum > 0)
+                buf_printf(url, "&insert_quorum=%u&insert_quorum_timeout=%" PRIu64, c->insert_quorum,
+                           MAX(c->timeout / USEC_PER_MSEC * 3 / 4, (usec_t)1));
+        else if (c->insert_quorum > 0)
+                buf_printf(url, "&select_sequential_consistency=1");
+        /* the same for ON CLUSTER DDL waiting for a replica that is down */
+        if (flags & CH_DDL)
+                buf_printf(url, "&distributed_ddl_task_timeout=%" PRIu64,
+                           MAX(c->timeout / USEC_PER_SEC * 3 / 4, (usec_t)1));
         if (!(flags & CH_NO_DATABASE)) {
                 char *db = curl_easy_escape(c->curl, c->database, 0);
                 if (db)
@@ -239,11 +351,11 @@ static int request_once(ChClient *c, const char *sql, const char *data, unsigned
         int r = request_url(c, sql, data != NULL, flags, &url);
         if (r < 0) {
                 buf_free(&url);
-                snprintf(err, errlen, "clickhouse %s: out of memory", c->base);
+                snprintf(err, errlen, "clickhouse %s: out of memory", ch_client_url(c));
                 return r;
         }
         request_setup(c, url.data, data ? data : sql, data != NULL, a, curl_err);
-        log_debug("clickhouse %s: %s", c->base, abbreviate(sql, what, sizeof(what)));
+        log_debug("clickhouse %s: %s", ch_client_url(c), abbreviate(sql, what, sizeof(what)));
         CURLcode cc = curl_easy_perform(c->curl);
         buf_free(&url);
         /* our own refusal names its cause to the classifier */
@@ -261,9 +373,10 @@ static int request_once(ChClient *c, const char *sql, const char *data, unsigned
         };
         curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &x.http_status);
         r = ch_classify(&x, why, sizeof(why));
+        a->code = r < 0 ? ch_exception_code(&x) : 0;
         curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, NULL); /* curl_err dies with this call */
         if (r < 0)
-                snprintf(err, errlen, "clickhouse %s: query '%s' failed: %s", c->base,
+                snprintf(err, errlen, "clickhouse %s: query '%s' failed: %s", ch_client_url(c),
                          abbreviate(sql, what, sizeof(what)), why);
         return r;
 }
@@ -297,6 +410,31 @@ int ch_client_backoff(ChClient *c, unsigned attempt) {
         return sleep_ms(c, backoff_ms(attempt));
 }
 
+/* One attempt on the current endpoint and, while endpoints refuse before
+ * doing anything (unreachable, read-only), on the next ones, each at most
+ * once: nothing was sent or done, so even an insert may go on at once.  An
+ * endpoint that fails in a way that leaves the outcome unknown is left
+ * too, but the error goes back to the caller's retry rules (an insert's
+ * caller re-reads first, SPEC §4). */
+static int request_any(ChClient *c, const char *sql, const char *data, unsigned flags, Answer *a, char *err,
+                       size_t errlen) {
+        for (size_t tried = 1;; tried++) {
+                int r = request_once(c, sql, data, flags, a, err, errlen);
+                if (r == 0) {
+                        if (!c->pinned)
+                                endpoint_publish(c);
+                        return 0;
+                }
+                if (c->pinned || !ch_error_failover(r, a->code))
+                        return r;
+                fail_over(c, err);
+                if (!ch_error_refused(r, a->code) || tried >= c->n_bases)
+                        return r;
+                buf_free(&a->body);
+                *a = (Answer){ 0 };
+        }
+}
+
 int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err,
              size_t errlen) {
         unsigned max_attempts = (flags & CH_NO_RETRY) ? 1 : c->retries + 1, retry_after = 0;
@@ -308,13 +446,13 @@ int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, cha
                 if (attempt > 0) {
                         /* a busy server's Retry-After, within the backoff cap */
                         unsigned ms = MAX(backoff_ms(attempt - 1), MIN(retry_after * 1000u, BACKOFF_CAP_MS));
-                        log_debug("clickhouse %s: retry %u of %u in %u ms after: %s", c->base, attempt, c->retries, ms,
-                                  err);
+                        log_debug("clickhouse %s: retry %u of %u in %u ms after: %s", ch_client_url(c), attempt,
+                                  c->retries, ms, err);
                         r = sleep_ms(c, ms);
                         if (r < 0)
                                 return r;
                 }
-                r = request_once(c, sql, data, flags, &a, err, errlen);
+                r = request_any(c, sql, data, flags, &a, err, errlen);
                 retry_after = a.retry_after;
                 if (r == 0 && ret_body)
                         *ret_body = buf_steal(&a.body);

@@ -36,7 +36,17 @@
 
 typedef struct ChClient ChClient;
 
+/* A client of every URL of c->url, in failover order (SPEC §9): requests go
+ * to the current endpoint (process-wide; at first the first URL).  A request
+ * that fails in a way ch_error_failover() names moves the current endpoint
+ * to the next URL (wrapping); when the endpoint refused before doing
+ * anything (ch_error_refused()), the same request goes on to the next at once,
+ * each URL at most once per attempt.  Other failures follow the retry rules
+ * below, on the new current endpoint. */
 int ch_client_new(const ClickHouseConfig *c, ChClient **ret, char *err, size_t errlen);
+/* A client of c->url[index] alone, never failing over (verifying each
+ * replica).  -EINVAL when there is no such URL. */
+int ch_client_new_pinned(const ClickHouseConfig *c, size_t index, ChClient **ret, char *err, size_t errlen);
 void ch_client_free(ChClient *c);
 static inline void ch_client_freep(ChClient **c) {
         ch_client_free(*c);
@@ -53,6 +63,7 @@ void ch_client_set_cancel_flag(ChClient *c, const atomic_bool *flag);
 typedef enum ChFlags {
         CH_NO_DATABASE = 1 << 0, /* do not pass database= (CREATE DATABASE) */
         CH_NO_RETRY = 1 << 1,    /* not idempotent: the caller handles retries */
+        CH_DDL = 1 << 2,         /* ON CLUSTER DDL: its wait for the replicas ends before clickhouse.timeout */
 } ChFlags;
 
 /* Executes sql; data (may be NULL) is sent as the body after it (INSERT ...
@@ -63,8 +74,16 @@ typedef enum ChFlags {
  * response body, malloc'd. */
 int ch_query(ChClient *c, const char *sql, const char *data, unsigned flags, char **ret_body, char *err, size_t errlen);
 
-/* The server URL, for messages. */
+/* The current endpoint's URL, for messages. */
 const char *ch_client_url(const ChClient *c);
+
+/* The process's current endpoint among c->url (for /healthz, /metrics):
+ * the URL the last successful request went to, or failed over to. */
+const char *ch_endpoint_current(const ClickHouseConfig *c);
+/* Back to the first URL (a reload that changed clickhouse.url, tests). */
+void ch_endpoint_reset(void);
+/* The endpoint after current among n: list order, wrapping. */
+size_t ch_endpoint_next(size_t current, size_t n);
 
 /* Sleeps for attempt's backoff (exponential, capped, jittered); returns
  * -ECANCELED if the cancel flag was raised meanwhile. */
@@ -97,6 +116,23 @@ const char *ch_find_exception(const char *body, size_t len, const char *tag, siz
 
 /* Whether ch_query() retries an error of this class. */
 bool ch_error_retryable(int r);
+
+/* The server's exception code of a failed exchange (the
+ * X-ClickHouse-Exception-Code header, else "Code: NNN" of the exception
+ * text), or 0. */
+int ch_exception_code(const ChExchange *x);
+
+/* Whether an error (class r, server exception code) says this endpoint
+ * cannot serve now, so requests move to the next URL: unreachable, timed
+ * out, connection lost, a replica that is read-only or lost its ZooKeeper
+ * session (242, 225, 999), a gateway's 502/503/504 (code 0 with -EIO).  A
+ * query's own fault (-EINVAL, -EPROTO) or a quorum refusal (every replica
+ * would answer the same) is not. */
+bool ch_error_failover(int r, int code);
+
+/* Whether the endpoint refused before doing anything (unreachable, or a
+ * read-only replica), so the same request may go to the next at once. */
+bool ch_error_refused(int r, int code);
 
 /* Quotes s as a ClickHouse string literal ('...' with backslash escapes). */
 char *ch_quote_string(const char *s);

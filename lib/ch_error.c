@@ -27,6 +27,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +54,9 @@
 #define HINT_TOO_BIG  "the answer is larger than salesd accepts"
 #define HINT_CLIENT   "libcurl could not run the request"
 #define HINT_AUTH     "check clickhouse.user and the password in clickhouse.password_file"
+#define HINT_QUORUM                                                                                       \
+        "clickhouse.insert_quorum: fewer replicas confirmed the insert than the quorum needs; bring the " \
+        "replicas back, or lower clickhouse.insert_quorum"
 
 /* libcurl's error families.  Anything not listed is -EIO: retried, as an
  * unknown cause may pass, but never called "server unavailable". */
@@ -283,6 +288,8 @@ static int classify_answer(const ChExchange *x, const char *exc, size_t exc_len,
         int r = status_error(x->http_status);
         if (x->http_status == 401 || x->http_status == 403 || strstr(text, "Code: 516"))
                 hint = " (" HINT_AUTH ")";
+        else if (strstr(text, "Code: 285") || strstr(text, "Code: 286") || strstr(text, "Code: 319"))
+                hint = " (" HINT_QUORUM ")";
         else if (r == -EPROTO)
                 hint = " (" HINT_REDIRECT ")";
         if (code && ok)
@@ -308,4 +315,40 @@ int ch_classify(const ChExchange *x, char *msg, size_t msglen) {
         if (x->curl_code != CURLE_OK && !exc && !has_exception_code(x) && x->http_status < 300)
                 return classify_curl(x, msg, msglen);
         return classify_answer(x, exc, exc_len, msg, msglen);
+}
+
+int ch_exception_code(const ChExchange *x) {
+        const char *tag = x->exception_tag && *x->exception_tag ? x->exception_tag : NULL;
+        uint64_t code = 0;
+        size_t len = 0;
+
+        if (has_exception_code(x) && text_parse_u64(x->exception_code, &code) == 0 && code <= INT_MAX)
+                return (int)code;
+        const char *exc = ch_find_exception(x->body, x->body_len, tag, &len);
+        if (!exc && x->body && x->http_status >= 300) {
+                /* an error status: the body is the exception text */
+                exc = x->body;
+                len = MIN(x->body_len, 64u);
+        }
+        if (!exc || !has_prefix(exc, len, "Code: "))
+                return 0;
+        for (size_t i = 6; i < len && exc[i] >= '0' && exc[i] <= '9' && code < 1000000; i++)
+                code = code * 10 + (uint64_t)(exc[i] - '0');
+        return (int)code;
+}
+
+/* Server exceptions that say this replica cannot serve now; another may. */
+#define CODE_NO_ZOOKEEPER       225
+#define CODE_TABLE_IS_READ_ONLY 242
+#define CODE_KEEPER_EXCEPTION   999
+
+bool ch_error_failover(int r, int code) {
+        if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET)
+                return true;
+        return r == -EIO && (code == 0 || code == CODE_NO_ZOOKEEPER || code == CODE_TABLE_IS_READ_ONLY ||
+                             code == CODE_KEEPER_EXCEPTION);
+}
+
+bool ch_error_refused(int r, int code) {
+        return r == -ECONNREFUSED || (r == -EIO && code == CODE_TABLE_IS_READ_ONLY);
 }

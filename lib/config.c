@@ -75,16 +75,52 @@ void config_free(Config *c) {
         free(c);
 }
 
+/* A string default its validator refuses on this machine (the check looks
+ * at the system, as the time zone's does) is stored as it is; the final
+ * checks report it unless the file or the environment replaces it. */
+static int set_default_unchecked(Loader *l, size_t ki) {
+        char **dst = config_field(l->config, &config_keys[ki]);
+        char *s = strdup(config_keys[ki].def);
+        if (!s)
+                return -ENOMEM;
+        free(*dst);
+        *dst = s;
+        l->origin[ki].bad_default = true;
+        return 0;
+}
+
 static int load_defaults(Loader *l) {
         char msg[512];
         for (size_t i = 0; i < config_n_keys; i++) {
                 int r = config_value_set(l->config, &config_keys[i], config_keys[i].def, msg, sizeof(msg));
-                /* The defaults are part of the table; a bad one is a bug. */
+                if (r == -EINVAL && config_keys[i].type == KEY_STRING && config_keys[i].check)
+                        r = set_default_unchecked(l, i);
+                /* Otherwise the defaults are part of the table; a bad one is a bug. */
                 if (r < 0) {
                         loader_add(l, "%s: internal error: default of key '%s': %s", l->path, config_keys[i].name, msg);
                         return r == -ENOMEM ? r : -EINVAL;
                 }
         }
+        return 0;
+}
+
+/* Reads at most CONFIG_MAX_BYTES + 1 bytes into buf: one more says the file
+ * is too large (a regular file or not: a FIFO has no size to check up front). */
+static int read_capped(Loader *l, FILE *f, unsigned char *buf, size_t *ret_len) {
+        size_t n = fread(buf, 1, CONFIG_MAX_BYTES + 1, f);
+        if (ferror(f)) {
+                int e = errno ? errno : EIO;
+                loader_add(l, "%s: cannot read configuration file: %s", l->path, strerror(e));
+                return -e;
+        }
+        if (n > CONFIG_MAX_BYTES) {
+                loader_add(l,
+                           "%s: larger than %d bytes (1 MiB), too large for a salesd configuration (is -c the "
+                           "right file?)",
+                           l->path, CONFIG_MAX_BYTES);
+                return -EFBIG;
+        }
+        *ret_len = n;
         return 0;
 }
 
@@ -101,7 +137,14 @@ static int load_file(Loader *l) {
                            l->path);
                 return -EISDIR;
         }
-        int r = config_yaml_load(l, f);
+        _cleanup_free_ unsigned char *buf = malloc(CONFIG_MAX_BYTES + 1);
+        size_t len = 0;
+        if (!buf)
+                return -ENOMEM;
+        int r = read_capped(l, f, buf, &len);
+        if (r < 0)
+                return r == -EFBIG ? -EINVAL : r;
+        r = config_yaml_load(l, buf, len);
         return r == -ENOMEM ? r : 0;
 }
 
@@ -112,6 +155,7 @@ static void apply_environment(Loader *l) {
                 const char *v = getenv(name);
                 if (!v)
                         continue;
+                l->origin[i].bad_default = false; /* set here: an error is this value's */
                 int r = config_value_set(l->config, &config_keys[i], v, msg, sizeof(msg));
                 if (r < 0) {
                         loader_add(l, "environment %s: %s", name, r == -ENOMEM ? "out of memory" : msg);
@@ -163,10 +207,31 @@ static void resolve_secret(Loader *l, size_t ki) {
                 loader_add(l, "%s: key '%s' (credential '%s'): %s", l->path, k->name, k->credential, msg);
 }
 
+/* Failover between URLs is safe only between replicas of one table: with
+ * several URLs and no cluster, salesd would create unrelated tables on each
+ * server and a failover would read another history. */
+static void check_clickhouse_replicas(Loader *l) {
+        const ClickHouseConfig *c = &l->config->clickhouse;
+        size_t n = 0;
+        for (char **u = c->url; u && *u; u++)
+                n++;
+        if (n > 1 && (!c->cluster || !*c->cluster))
+                loader_key_error(l, config_key_index("clickhouse.url"),
+                                 "a list of urls needs clickhouse.cluster (the replicas' cluster in "
+                                 "<remote_servers>): failover between servers that do not replicate the salesd "
+                                 "tables would read and write different histories");
+}
+
 static void check_final_values(Loader *l) {
-        for (size_t i = 0; i < config_n_keys; i++)
-                if (config_keys[i].required && config_value_empty(l->config, &config_keys[i]))
+        char msg[512];
+        for (size_t i = 0; i < config_n_keys; i++) {
+                const KeyDef *k = &config_keys[i];
+                if (k->required && config_value_empty(l->config, k))
                         loader_key_error(l, i, "must not be empty");
+                else if (l->origin[i].bad_default && k->check(k->def, msg, sizeof(msg)) < 0)
+                        loader_key_error(l, i, msg);
+        }
+        check_clickhouse_replicas(l);
 }
 
 static int load(Loader *l) {

@@ -36,7 +36,10 @@ typedef struct PostgresConfig {
 } PostgresConfig;
 
 typedef struct ClickHouseConfig {
-        char *url;
+        char **url;             /* NULL-terminated, at least one: replicas of one shard, in failover order (SPEC §9) */
+        char *cluster;          /* "" = a single server; else ON CLUSTER and Replicated engines */
+        char *zookeeper_path;   /* prefix of the replicated tables' ZooKeeper paths */
+        unsigned insert_quorum; /* 0 = off */
         char *database;
         char *user;
         char *password_file;

@@ -64,8 +64,18 @@ int config_check_timezone(const char *v, char *msg, size_t len) {
         }
         snprintf(path, sizeof(path), "%s/%s", zoneinfo_dir(), v);
         if (stat(path, &st) < 0) {
-                snprintf(msg, len, "unknown time zone '%s' (no such zone in %s)", config_value_quote(v, q, sizeof(q)),
-                         zoneinfo_dir());
+                const char *tzdir = getenv("TZDIR");
+                char d[128];
+                if (tzdir && *tzdir)
+                        /* the environment, not the file, is at fault */
+                        snprintf(msg, len,
+                                 "unknown time zone '%s': no such zone in '%s', the directory the environment "
+                                 "variable TZDIR names (unset TZDIR, or set it to the zone files' directory such as "
+                                 "/usr/share/zoneinfo)",
+                                 config_value_quote(v, q, sizeof(q)), config_value_quote(tzdir, d, sizeof(d)));
+                else
+                        snprintf(msg, len, "unknown time zone '%s' (no such zone in %s)",
+                                 config_value_quote(v, q, sizeof(q)), zoneinfo_dir());
                 return -EINVAL;
         }
         if (S_ISDIR(st.st_mode)) {
@@ -151,6 +161,31 @@ int config_check_ch_identifier(const char *v, char *msg, size_t len) {
                 ok = is_ident_char(*p);
         if (!ok) {
                 snprintf(msg, len, "invalid database name '%s' (use letters, digits and _)",
+                         config_value_quote(v, q, sizeof(q)));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* A <remote_servers> element name, quoted as an identifier in ON CLUSTER. */
+int config_check_ch_cluster(const char *v, char *msg, size_t len) {
+        char q[128];
+        if (strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(v)) {
+                snprintf(msg, len, "invalid cluster name '%s' (use letters, digits, _ and -)",
+                         config_value_quote(v, q, sizeof(q)));
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* Goes inside a string literal of the DDL: no quotes, backslashes or
+ * blanks; absolute, without a trailing slash (the table name follows). */
+int config_check_zookeeper_path(const char *v, char *msg, size_t len) {
+        char q[128];
+        if (v[0] != '/' || v[strlen(v) - 1] == '/' || strpbrk(v, "'\\\"` \t") || config_check_text(v, msg, len) < 0) {
+                snprintf(msg, len,
+                         "invalid zookeeper path '%s' (an absolute path such as /clickhouse/tables/{shard}/{database}, "
+                         "without a trailing slash, quotes, backslashes or blanks)",
                          config_value_quote(v, q, sizeof(q)));
                 return -EINVAL;
         }

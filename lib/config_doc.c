@@ -37,8 +37,8 @@ static int put_scalar(Buf *b, const char *s) {
 
 /* The default as YAML: a list's comma-separated items in brackets. */
 static int put_default(Buf *b, const KeyDef *k) {
-        if (k->type != KEY_STRLIST)
-                return k->type == KEY_STRING ? put_scalar(b, k->def) : buf_puts(b, k->def);
+        if (k->type != KEY_STRLIST || (k->scalar_ok && !strchr(k->def, ',')))
+                return k->type != KEY_STRLIST && k->type != KEY_STRING ? buf_puts(b, k->def) : put_scalar(b, k->def);
         int r = buf_puts(b, "[");
         for (const char *p = k->def; r >= 0 && *p;) {
                 size_t n = strcspn(p, ",");

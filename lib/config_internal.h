@@ -45,6 +45,7 @@ typedef struct KeyDef {
         size_t offset;     /* of the value in Config */
         uint64_t min, max; /* KEY_UINT, KEY_DURATION */
         KeyCheck check;    /* a non-empty string, or each list item */
+        bool scalar_ok;    /* KEY_STRLIST: a single value in the file is a one-item list */
         /* check-config shows mask(value): a value that may hold a password
          * in part (conninfo, url). */
         char *(*mask)(const char *value);
@@ -108,6 +109,8 @@ int config_check_schedule(const char *v, char *msg, size_t len);
 int config_check_table(const char *v, char *msg, size_t len);
 int config_check_channel(const char *v, char *msg, size_t len);
 int config_check_ch_identifier(const char *v, char *msg, size_t len);
+int config_check_ch_cluster(const char *v, char *msg, size_t len);
+int config_check_zookeeper_path(const char *v, char *msg, size_t len);
 int config_check_url(const char *v, char *msg, size_t len);
 int config_check_listen(const char *v, char *msg, size_t len);
 /* Copies a URL with the password of any user:password@ part masked. */
@@ -121,6 +124,9 @@ int config_check_conninfo(const char *v, char *msg, size_t len);
 typedef struct Origin {
         unsigned line, column; /* 1-based; 0 = not from the file */
         char env[64];          /* "" = not from the environment */
+        /* The default fails its check on this machine (timezone "UTC" with a
+         * TZDIR that lacks it): an error only if nothing else sets the key. */
+        bool bad_default;
 } Origin;
 
 typedef struct Loader {
@@ -137,6 +143,13 @@ void loader_add(Loader *l, const char *fmt, ...) __attribute__((format(printf, 2
 /* Reports a problem with key ki at its origin. */
 void loader_key_error(Loader *l, size_t ki, const char *msg);
 
-/* config_yaml.c: walks the file into l->config.  Returns 0 (problems are in
- * l), -EINVAL on a syntax error (reported) or -ENOMEM. */
-int config_yaml_load(Loader *l, FILE *f);
+/* Limits on a configuration file, so that a wrong path or a hostile file
+ * cannot stall loading (on SIGHUP, the daemon's loop): its size, and how
+ * deeply nodes nest (salesd's own settings nest 3 deep: section, key, list). */
+#define CONFIG_MAX_BYTES (1024 * 1024)
+#define CONFIG_MAX_DEPTH 32
+
+/* config_yaml.c: walks the file's text (len bytes, at most CONFIG_MAX_BYTES)
+ * into l->config.  Returns 0 (problems are in l), -EINVAL on a syntax error
+ * or nesting deeper than CONFIG_MAX_DEPTH (reported) or -ENOMEM. */
+int config_yaml_load(Loader *l, const unsigned char *buf, size_t len);

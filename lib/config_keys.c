@@ -274,16 +274,66 @@ const KeyDef config_keys[] = {
         },
         {
                 .name = "clickhouse.url",
-                .type = KEY_STRING,
+                .type = KEY_STRLIST,
                 .def = "http://127.0.0.1:8123",
                 .required = true,
+                .scalar_ok = true,
                 .offset = OFF(clickhouse.url),
                 .check = config_check_url,
                 .mask = config_mask_url,
-                .doc = "ClickHouse HTTP interface",
-                .doc_type = "URL",
+                .doc = "ClickHouse HTTP interface: one URL, or a list of the replicas of one shard",
+                .doc_type = "URL or list of URLs",
                 .doc_more = "`http://` or `https://`; no user or password in it (use `clickhouse.user` and "
-                            "`clickhouse.password_file`).",
+                            "`clickhouse.password_file`). With a list (which needs `clickhouse.cluster`), "
+                            "requests go to the current replica, at first the first one; a request that finds "
+                            "it unreachable, timing out or unable to serve (read-only, ZooKeeper session lost) "
+                            "moves to the next in list order, and the one that answers stays current (shown in "
+                            "`/healthz` and `/metrics`). `SALESD_CLICKHOUSE_URL` takes the list comma-separated. "
+                            "See `docs/operations.md` (ClickHouse cluster).",
+        },
+        {
+                .name = "clickhouse.cluster",
+                .type = KEY_STRING,
+                .def = "",
+                .restart_only = true,
+                .offset = OFF(clickhouse.cluster),
+                .check = config_check_ch_cluster,
+                .doc = "the replicas' cluster in `<remote_servers>`, for ON CLUSTER DDL and Replicated engines; empty: "
+                       "one "
+                       "server",
+                .doc_type = "name",
+                .doc_more = "With a name, `init-schema` and the daemon's start create every table `ON CLUSTER` "
+                            "with the `Replicated` form of its engine and verify the schema on every URL of "
+                            "`clickhouse.url` (list every replica there). Letters, digits, `_` and `-`. A restart "
+                            "applies a change (the tables' engines follow it).",
+        },
+        {
+                .name = "clickhouse.zookeeper_path",
+                .type = KEY_STRING,
+                .def = "/clickhouse/tables/{shard}/{database}",
+                .required = true,
+                .restart_only = true,
+                .offset = OFF(clickhouse.zookeeper_path),
+                .check = config_check_zookeeper_path,
+                .doc = "ZooKeeper path prefix of the replicated tables; the table's name is appended",
+                .doc_type = "path",
+                .doc_more = "Used with `clickhouse.cluster`. salesd replaces `{database}` with "
+                            "`clickhouse.database` (ClickHouse 18.16 does not know that macro); `{shard}` and other "
+                            "macros are the servers' `<macros>`. The replica name is always `{replica}`.",
+        },
+        {
+                .name = "clickhouse.insert_quorum",
+                .type = KEY_UINT,
+                .def = "0",
+                .offset = OFF(clickhouse.insert_quorum),
+                .min = 0,
+                .max = 100,
+                .doc = "replicas that must confirm every insert; 0: off",
+                .doc_more = "Sent as `insert_quorum` with `insert_quorum_timeout` of three quarters of "
+                            "`clickhouse.timeout` (a replica killed without a clean stop counts as alive until its "
+                            "ZooKeeper session expires); reads then use `select_sequential_consistency=1`. An "
+                            "insert refused for too few live replicas fails the run with the server's error and "
+                            "writes nothing (see `docs/operations.md` for a replica killed during a quorum insert).",
         },
         {
                 .name = "clickhouse.database",

@@ -38,14 +38,18 @@ static int print_string(FILE *f, const KeyDef *k, const char *s) {
         return 0;
 }
 
-static void print_list(FILE *f, char *const *items) {
+static int print_list(FILE *f, const KeyDef *k, char *const *items) {
+        int r = 0;
+        if (k->scalar_ok && items && items[0] && !items[1]) /* one URL prints as it is usually written */
+                return print_string(f, k, items[0]);
         fputc('[', f);
-        for (size_t j = 0; items && items[j]; j++) {
+        for (size_t j = 0; r == 0 && items && items[j]; j++) {
                 if (j > 0)
                         fputs(", ", f);
-                print_quoted(f, items[j]);
+                r = print_string(f, k, items[j]);
         }
         fputc(']', f);
+        return r;
 }
 
 static int print_value(FILE *f, const Config *c, const KeyDef *k) {
@@ -70,8 +74,7 @@ static int print_value(FILE *f, const Config *c, const KeyDef *k) {
                 fputs(log_level_to_string(*(const int *)v), f);
                 break;
         case KEY_STRLIST:
-                print_list(f, *(char **const *)v);
-                break;
+                return print_list(f, k, *(char **const *)v);
         }
         return 0;
 }

@@ -53,6 +53,13 @@
 
 #define CRON_SEARCH_YEARS 8
 
+/* Search steps taken by this thread: see cron_search_steps(). */
+static _Thread_local unsigned long search_steps;
+
+unsigned long cron_search_steps(void) {
+        return search_steps;
+}
+
 struct CronExpr {
         uint64_t minutes; /* bits 0..59 */
         uint32_t hours;   /* bits 0..23 */
@@ -395,6 +402,7 @@ static int seek_forward(const CronExpr *e, Wall *w, int limit) {
         for (;;) {
                 int v;
 
+                search_steps++;
                 carry_forward(w);
                 if (w->y > limit)
                         return -ERANGE;
@@ -434,6 +442,7 @@ static int seek_backward(const CronExpr *e, Wall *w, int limit) {
         for (;;) {
                 int v;
 
+                search_steps++;
                 carry_backward(w);
                 if (w->y < limit)
                         return -ERANGE;

@@ -42,3 +42,11 @@ int cron_next(const CronExpr *e, time_t after, time_t *ret);
  * when nothing matches from the start of the eighth calendar year before
  * `before`'s year. */
 int cron_prev(const CronExpr *e, time_t before, time_t *ret);
+
+/* The number of search steps (one per month, day, hour or minute
+ * candidate looked at, in either direction) this thread's cron_next() and
+ * cron_prev() calls have taken so far: a measure of their cost that does not
+ * depend on the machine's speed, for tests.  A step skips a whole month,
+ * day or hour that cannot match, so a call takes at most about one step per
+ * day it searches, never one per minute or per slot. */
+unsigned long cron_search_steps(void);

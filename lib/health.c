@@ -255,21 +255,24 @@ char *health_render_json(const Health *h, usec_t now, usec_t schedule_period, in
         json_t *last_run = h->has_last_run ? last_run_to_json(&h->last_run) : json_null();
         json_t *running = running_to_json(h);
         json_t *audit = audit_to_json(h);
+        json_t *clickhouse =
+                json_pack("{s:o}", "endpoint", json_text(h->clickhouse_endpoint ? h->clickhouse_endpoint : ""));
 
-        if (!last_run || !running || !audit) {
+        if (!last_run || !running || !audit || !clickhouse) {
                 json_decref(last_run);
                 json_decref(running);
                 json_decref(audit);
+                json_decref(clickhouse);
                 return NULL;
         }
         /* "o" steals the references, also when json_pack fails. */
-        json_t *doc = json_pack("{s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b, s:o}", "status",
-                                health_state_to_string(st), "instance", json_text(h->instance), "version",
-                                h->version ? h->version : "", "last_run", last_run, "running", running, "last_success",
-                                json_time_or_null(h->last_success), "next_run", json_time_or_null(h->next_run),
-                                "watermark", json_time_or_null(h->watermark), "complete_as_of",
-                                json_time_or_null(h->complete_as_of), "consecutive_failures",
-                                (json_int_t)h->consecutive_failures, "ready", (int)h->ready, "audit", audit);
+        json_t *doc = json_pack(
+                "{s:s, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:I, s:b, s:o, s:o}", "status",
+                health_state_to_string(st), "instance", json_text(h->instance), "version", h->version ? h->version : "",
+                "last_run", last_run, "running", running, "last_success", json_time_or_null(h->last_success),
+                "next_run", json_time_or_null(h->next_run), "watermark", json_time_or_null(h->watermark),
+                "complete_as_of", json_time_or_null(h->complete_as_of), "consecutive_failures",
+                (json_int_t)h->consecutive_failures, "ready", (int)h->ready, "audit", audit, "clickhouse", clickhouse);
         if (!doc)
                 return NULL;
         char *s = json_dumps(doc, JSON_COMPACT);
@@ -377,6 +380,12 @@ static void put_state_metrics(FILE *f, const Health *h) {
                 h->run_rows_pending);
         put_u64(f, "salesd_run_rows_dropped_total", "counter",
                 "salesd_runs rows dropped because the in-memory queue was full.", h->run_rows_dropped_total);
+
+        put_header(f, "salesd_clickhouse_endpoint_info", "gauge",
+                   "The ClickHouse URL requests go to (clickhouse.url; changes on failover).");
+        fputs("salesd_clickhouse_endpoint_info{url=\"", f);
+        put_label_value(f, h->clickhouse_endpoint);
+        fputs("\"} 1\n", f);
 
         put_u64(f, "salesd_audit_checked_days_total", "counter", "Days the continuous audit compared with the source.",
                 h->audit_checked_days_total);

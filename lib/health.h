@@ -43,9 +43,10 @@ typedef struct HealthProcess {
 } HealthProcess;
 
 typedef struct Health {
-        const char *instance; /* borrowed */
-        const char *version;  /* borrowed */
-        bool ready;           /* config and schema verified */
+        const char *instance;            /* borrowed */
+        const char *version;             /* borrowed */
+        const char *clickhouse_endpoint; /* borrowed: the current clickhouse.url (SPEC §9), never credentials */
+        bool ready;                      /* config and schema verified */
         bool has_last_run;
         RunRecord last_run;
         usec_t started_at;         /* daemon start, usec */

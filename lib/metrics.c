@@ -9,7 +9,9 @@
 #define DECIMAL_PRECISION 15
 
 void metrics_finish(DayStats *s) {
-        s->total_profit = s->total_revenue - s->total_cost;
+        /* Parsed sums cannot overflow here (money.h); any others saturate
+         * and fail metrics_check_range() instead of wrapping. */
+        s->total_profit = money_sub(s->total_revenue, s->total_cost);
         s->average_order_value = s->total_orders ? money_div_round(s->total_revenue, s->total_orders) : 0;
 }
 
@@ -49,7 +51,7 @@ bool metrics_equal(const DayStats *a, const DayStats *b) {
 }
 
 size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *stored, size_t n_stored,
-                           uint64_t snapshot_version, uint64_t version, uint64_t *ret_versions) {
+                           uint64_t snapshot_version, uint64_t version, uint64_t *ret_versions, uint64_t *ret_corrupt) {
         size_t writes = 0;
         for (size_t i = 0; i < n; i++) {
                 const StoredDay *latest = NULL;
@@ -57,6 +59,14 @@ size_t metrics_plan_writes(const DayStats *computed, size_t n, const StoredDay *
                         if (stored[j].stats.day == computed[i].day && (!latest || stored[j].version > latest->version))
                                 latest = &stored[j];
                 ret_versions[i] = 0;
+                if (ret_corrupt)
+                        ret_corrupt[i] = 0;
+                if (latest && latest->version > snapshot_version &&
+                    latest->version - snapshot_version > METRICS_VERSION_AHEAD_MAX) {
+                        if (ret_corrupt)
+                                ret_corrupt[i] = latest->version;
+                        continue;
+                }
                 if (latest && (metrics_equal(&latest->stats, &computed[i]) || latest->version > snapshot_version))
                         continue;
                 ret_versions[i] = latest && latest->version >= version ? latest->version + 1 : version;

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <string.h>
 
-#define MONEY_MAX ((Money)(((unsigned __int128)1 << 126) - 1))
+/* |m| without overflow for any m, INT128_MIN included. */
+static unsigned __int128 magnitude(Money m) {
+        return m < 0 ? (unsigned __int128)0 - (unsigned __int128)m : (unsigned __int128)m;
+}
 
 int money_parse(const char *s, Money *ret) {
         const char *p = s;
@@ -37,6 +40,8 @@ int money_parse(const char *s, Money *ret) {
                 if (frac_digits == 0)
                         return -EINVAL;
         }
+        if (v > (unsigned __int128)MONEY_MAX)
+                return -ERANGE;
         if (*p != '\0' || int_digits + frac_digits == 0 || int_digits == 0)
                 return -EINVAL;
         *ret = negative ? -(Money)v : (Money)v;
@@ -46,7 +51,7 @@ int money_parse(const char *s, Money *ret) {
 char *money_format(Money m, char *buf, size_t len) {
         char tmp[MONEY_STRLEN];
         size_t i = sizeof(tmp);
-        unsigned __int128 v = m < 0 ? (unsigned __int128)(-m) : (unsigned __int128)m;
+        unsigned __int128 v = magnitude(m);
         int digits = 0;
 
         tmp[--i] = '\0';
@@ -66,14 +71,23 @@ char *money_format(Money m, char *buf, size_t len) {
 }
 
 Money money_div_round(Money num, uint64_t den) {
-        unsigned __int128 a = num < 0 ? (unsigned __int128)(-num) : (unsigned __int128)num;
+        unsigned __int128 a = magnitude(num);
         unsigned __int128 q = a / den, r = a % den;
         if (r * 2 >= den)
                 q++;
-        return num < 0 ? -(Money)q : (Money)q;
+        return num < 0 ? (Money)((unsigned __int128)0 - q) : (Money)q;
+}
+
+Money money_sub(Money a, Money b) {
+        Money r;
+        if (__builtin_sub_overflow(a, b, &r))
+                return b < 0 ? MONEY_MAX : MONEY_MIN;
+        return r;
 }
 
 bool money_fits_decimal(Money m, unsigned precision) {
+        if (precision > 38) /* 10^39 > 2^127: every Money fits */
+                return true;
         Money limit = 1;
         for (unsigned i = 0; i < precision; i++)
                 limit *= 10;

@@ -561,6 +561,13 @@ static int append_array_literal(Buf *b, const char *const *items, size_t n) {
         return r < 0 ? r : buf_puts(b, "}");
 }
 
+static int append_statuses(const Config *c, Buf *statuses) {
+        size_t n = 0;
+        while (c->postgres.completed_statuses[n])
+                n++;
+        return append_array_literal(statuses, (const char *const *)c->postgres.completed_statuses, n);
+}
+
 /* The days of the changes after `since` (SPEC §4 step 3).  The lower bound
  * is a plain parameter, not a subquery: the planner then estimates the few
  * changed rows from the index (a CTE made it guess a third of each table
@@ -582,69 +589,154 @@ static int build_changed_days(PgSource *s, Buf *sql) {
         return r < 0 ? r : buf_puts(sql, ") AS x ORDER BY 1");
 }
 
+/* The storable range (day.h) as SQL bounds on order_date in the zone $N:
+ * an index range; days outside have no row to write (and infinity or BC
+ * would break the day arithmetic below). */
+static int storable_bounds(Buf *sql, const char *column, int tz_param) {
+        char first[DAY_STRLEN], after[DAY_STRLEN];
+        return buf_printf(
+                sql, "%1$s >= ('%2$s'::timestamp AT TIME ZONE $%4$d) AND %1$s < ('%3$s'::timestamp AT TIME ZONE $%4$d)",
+                column, day_format(DAY_STORABLE_FIRST, first), day_format(DAY_STORABLE_LAST + 1, after), tz_param);
+}
+
+/* The opposite, NULL included, as three index conditions (a BitmapOr). */
+static int unstorable_condition(Buf *sql, const char *column, int tz_param) {
+        char first[DAY_STRLEN], after[DAY_STRLEN];
+        return buf_printf(sql,
+                          "(%1$s IS NULL OR %1$s < ('%2$s'::timestamp AT TIME ZONE $%4$d)"
+                          " OR %1$s >= ('%3$s'::timestamp AT TIME ZONE $%4$d))",
+                          column, day_format(DAY_STORABLE_FIRST, first), day_format(DAY_STORABLE_LAST + 1, after),
+                          tz_param);
+}
+
 /* Every day with source rows (no watermark yet): the orders' days by a
  * skip scan of the order_date index, one probe per day found instead of
  * one row per order; an item's day is its order's.  Tombstones name days
- * whose rows are gone. */
+ * whose rows are gone.  Only storable days: completed orders outside are
+ * found by find_unstorable_orders(). */
 static int build_all_days(PgSource *s, Buf *sql) {
         int r = buf_printf(sql,
-                           "WITH RECURSIVE od(d) AS ("
-                           " SELECT (min(order_date) AT TIME ZONE $1)::date FROM %1$s"
-                           " UNION ALL SELECT (SELECT (min(o.order_date) AT TIME ZONE $1)::date FROM %1$s o"
-                           "   WHERE o.order_date >= ((od.d + 1)::timestamp AT TIME ZONE $1))"
-                           "  FROM od WHERE od.d IS NOT NULL)"
-                           " SELECT DISTINCT d::text FROM ("
-                           " SELECT (now() AT TIME ZONE $1)::date - g AS d FROM generate_series(0, $2::int) AS g"
-                           " UNION ALL SELECT d FROM od WHERE d IS NOT NULL",
+                           "WITH RECURSIVE od(d) AS (SELECT (min(order_date) AT TIME ZONE $1)::date FROM %s WHERE ",
                            s->orders);
+        if (r == 0)
+                r = storable_bounds(sql, "order_date", 1);
+        if (r == 0)
+                r = buf_printf(sql,
+                               " UNION ALL SELECT (SELECT (min(o.order_date) AT TIME ZONE $1)::date FROM %s o"
+                               "   WHERE o.order_date >= ((od.d + 1)::timestamp AT TIME ZONE $1) AND ",
+                               s->orders);
+        if (r == 0)
+                r = storable_bounds(sql, "o.order_date", 1);
+        if (r == 0)
+                r = buf_puts(sql, ") FROM od WHERE od.d IS NOT NULL)"
+                                  " SELECT DISTINCT d::text FROM ("
+                                  " SELECT (now() AT TIME ZONE $1)::date - g AS d FROM generate_series(0, $2::int) AS g"
+                                  " UNION ALL SELECT d FROM od WHERE d IS NOT NULL");
         if (r == 0 && s->tombstones)
                 r = buf_printf(sql, " UNION ALL SELECT (t.order_date AT TIME ZONE $1)::date FROM %s t", s->tombstones);
         return r < 0 ? r : buf_puts(sql, ") AS x ORDER BY 1");
 }
 
-static int parse_days(PgSource *s, PGresult *res, Day **ret_days, size_t *ret_n, char *err, size_t errlen) {
-        size_t n = (size_t)PQntuples(res);
+/* The storable days of the result; *ret_unstorable: whether a row fell on
+ * another day (NULL, infinity, BC, outside 1970..2105), which only matters
+ * for a completed order (find_unstorable_orders()). */
+static int parse_days(PGresult *res, Day **ret_days, size_t *ret_n, bool *ret_unstorable) {
+        size_t n = (size_t)PQntuples(res), k = 0;
         _cleanup_free_ Day *days = calloc(n + 1, sizeof(Day));
         if (!days)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++)
-                if (day_parse(PQgetvalue(res, (int)i, 0), &days[i]) < 0) {
-                        snprintf(err, errlen, "postgres %s: query 'affected days' returned an unusable date '%s'",
-                                 s->source.where, PQgetvalue(res, (int)i, 0));
-                        return -EIO;
-                }
-        *ret_n = day_sort_unique(days, n);
+        *ret_unstorable = false;
+        for (size_t i = 0; i < n; i++) {
+                if (!PQgetisnull(res, (int)i, 0) && day_parse(PQgetvalue(res, (int)i, 0), &days[k]) == 0 &&
+                    day_storable(days[k]))
+                        k++;
+                else
+                        *ret_unstorable = true;
+        }
+        *ret_n = day_sort_unique(days, k);
         *ret_days = TAKE_PTR(days);
         return 0;
 }
 
-/* The greatest updated_at/changed_at in the snapshot ("" when no rows). */
+/* The completed orders whose order_date is NULL or falls outside the
+ * storable days, among those changed (or with items changed) after since
+ * (all of them when since is NULL), as "; "-separated descriptions in
+ * faults: their metrics belong to no day salesd can write.  The index on
+ * order_date finds them (the bounds are two range scans and IS NULL). */
+#define UNSTORABLE_ORDERS_SHOWN 3
+static int find_unstorable_orders(PgSource *s, const char *since, Buf *faults, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 }, statuses = { 0 };
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = buf_printf(&sql,
+                           "SELECT o.order_id::text, o.order_date::text, (o.order_date AT TIME ZONE $1)::date::text"
+                           " FROM %s o WHERE o.status = ANY ($2::text[]) AND ",
+                           s->orders);
+        if (r == 0)
+                r = unstorable_condition(&sql, "o.order_date", 1);
+        if (r == 0 && since)
+                r = buf_printf(&sql,
+                               " AND (o.updated_at > $3::timestamptz OR EXISTS (SELECT 1 FROM %s i"
+                               "  WHERE i.order_id = o.order_id AND i.updated_at > $3::timestamptz))",
+                               s->items);
+        if (r == 0)
+                r = buf_printf(&sql, " ORDER BY o.order_id LIMIT %d", UNSTORABLE_ORDERS_SHOWN + 1);
+        if (r == 0)
+                r = append_statuses(s->config, &statuses);
+        if (r < 0)
+                return r;
+        const char *params[] = { s->config->timezone, statuses.data, since };
+        r = exec_params(&s->source, "completed orders outside the storable days", sql.data, since ? 3 : 2, params, &res,
+                        err, errlen);
+        for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+                const char *sep = faults->len ? "; " : "", *table = s->config->postgres.orders_table;
+                if (i == UNSTORABLE_ORDERS_SHOWN)
+                        r = buf_printf(faults, "; and more in %s", table);
+                else if (PQgetisnull(res, i, 1))
+                        r = buf_printf(faults, "%s%s order_id %s: order_date is NULL (a completed order on no day)",
+                                       sep, table, PQgetvalue(res, i, 0));
+                else
+                        r = buf_printf(faults, "%s%s order_id %s: order_date '%s' falls on %s (%s), not in %s", sep,
+                                       table, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+                                       s->config->timezone, DAY_STORABLE_RANGE);
+        }
+        if (r == 0 && PQntuples(res) > 0)
+                r = buf_puts(faults, " (ClickHouse's Date stores no such day: correct the order_date or status, or "
+                                     "leave the order out of the view)");
+        return r;
+}
+
+/* The greatest updated_at/changed_at in the snapshot ("" when no rows),
+ * never past this statement's clock: a row stamped in year 10000 or at
+ * infinity (an application's clock, a typo) must not become a watermark
+ * that no later change can pass, or that salesd cannot read back. */
 static int read_max_changed(PgSource *s, char ret[WATERMARK_STRLEN], char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
-        int r = buf_printf(
-                &sql,
-                "SELECT coalesce(to_char(greatest((SELECT max(updated_at) FROM %s), (SELECT max(updated_at) FROM %s)",
-                s->orders, s->items);
+        int r = buf_printf(&sql,
+                           "SELECT coalesce(to_char(least(g, statement_timestamp()) AT TIME ZONE 'UTC', " TS_FORMAT
+                           "), '') FROM (SELECT greatest((SELECT max(updated_at) FROM %s),"
+                           " (SELECT max(updated_at) FROM %s)",
+                           s->orders, s->items);
         if (r == 0 && s->tombstones)
                 r = buf_printf(&sql, ", (SELECT max(changed_at) FROM %s)", s->tombstones);
         if (r == 0)
-                r = buf_puts(&sql, ") AT TIME ZONE 'UTC', " TS_FORMAT "), '')");
+                r = buf_puts(&sql, ") AS g) AS x WHERE g IS NOT NULL");
         if (r == 0)
                 r = exec_params(&s->source, "greatest change", sql.data, 0, NULL, &res, err, errlen);
         if (r < 0)
                 return r;
-        snprintf(ret, WATERMARK_STRLEN, "%s", PQgetvalue(res, 0, 0));
+        snprintf(ret, WATERMARK_STRLEN, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
         return 0;
 }
 
 int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
-                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen) {
+                            char ret_max_changed[WATERMARK_STRLEN], Buf *faults, char *err, size_t errlen) {
         _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
         _cleanup_free_ Day *days = NULL;
         char reconcile[16];
         size_t n = 0;
+        bool unstorable = false;
 
         snprintf(reconcile, sizeof(reconcile), "%u", s->config->reconcile_days);
         const char *params[] = { since, s->config->timezone, reconcile };
@@ -653,7 +745,10 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
                 r = since ? exec_params(&s->source, "affected days", sql.data, 3, params, &res, err, errlen)
                           : exec_params(&s->source, "affected days", sql.data, 2, params + 1, &res, err, errlen);
         if (r == 0)
-                r = parse_days(s, res, &days, &n, err, errlen);
+                r = parse_days(res, &days, &n, &unstorable);
+        /* The first run's day scan sees only storable days (and no NULL). */
+        if (r == 0 && faults && (unstorable || !since))
+                r = find_unstorable_orders(s, since, faults, err, errlen);
         if (r == 0)
                 r = read_max_changed(s, ret_max_changed, err, errlen);
         if (r < 0)
@@ -666,7 +761,6 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
 /* The aggregate's parameters: the days as a date[] literal, the completed
  * statuses as a text[] literal. */
 static int aggregate_params(const Config *c, const Day *days, size_t n, Buf *day_list, Buf *statuses) {
-        size_t n_statuses = 0;
         int r = 0;
         for (size_t i = 0; i < n && r == 0; i++) {
                 char d[DAY_STRLEN];
@@ -674,30 +768,112 @@ static int aggregate_params(const Config *c, const Day *days, size_t n, Buf *day
         }
         if (r == 0)
                 r = buf_puts(day_list, n ? "}" : "{}");
-        while (c->postgres.completed_statuses[n_statuses])
-                n_statuses++;
-        if (r == 0)
-                r = append_array_literal(statuses, (const char *const *)c->postgres.completed_statuses, n_statuses);
-        return r;
+        return r < 0 ? r : append_statuses(c, statuses);
 }
 
-/* One row of the aggregate: day, orders, items, revenue, cost as text. */
-static int parse_aggregate_row(PgSource *s, PGresult *res, int row, DayStats *d, char *err, size_t errlen) {
-        if (day_parse(PQgetvalue(res, row, 0), &d->day) == 0 &&
-            text_parse_u64(PQgetvalue(res, row, 1), &d->total_orders) == 0 &&
-            text_parse_u64(PQgetvalue(res, row, 2), &d->total_items_sold) == 0 &&
-            money_parse(PQgetvalue(res, row, 3), &d->total_revenue) == 0 &&
-            money_parse(PQgetvalue(res, row, 4), &d->total_cost) == 0) {
+/* The aggregate's columns: day, orders, items, revenue, cost, then per
+ * metric column of order_items the smallest order_id of a completed order
+ * with an item where it is NULL (sum() would silently skip it), and of one
+ * with a negative quantity.  Filtered aggregates over the same rows: no
+ * extra scan.  Every shape of the aggregate below gives a day these values
+ * (as text, NULL for an SQL NULL). */
+enum {
+        AGG_DAY,
+        AGG_ORDERS,
+        AGG_ITEMS,
+        AGG_REVENUE,
+        AGG_COST,
+        AGG_NULL_QTY,
+        AGG_NULL_PRICE,
+        AGG_NULL_COST,
+        AGG_NEG_QTY,
+        AGG_COLUMNS
+};
+#define AGGREGATE_CHECKS                                                                         \
+        ", min(o.order_id) FILTER (WHERE i.order_id IS NOT NULL AND i.quantity IS NULL) AS nq,"  \
+        " min(o.order_id) FILTER (WHERE i.order_id IS NOT NULL AND i.price IS NULL) AS np,"      \
+        " min(o.order_id) FILTER (WHERE i.order_id IS NOT NULL AND i.cost_price IS NULL) AS nc," \
+        " min(o.order_id) FILTER (WHERE i.quantity < 0) AS neg"
+#define AGGREGATE_CHECK_COLUMNS " s.nq::text, s.np::text, s.nc::text, s.neg::text"
+
+/* The value of result column `column` for AGG_ column c: NULL for an SQL
+ * NULL in a check column; the metrics are never NULL (a "" would not
+ * parse). */
+static const char *agg_value(PGresult *res, int row, int column, int c) {
+        return c >= AGG_NULL_QTY && PQgetisnull(res, row, column) ? NULL : PQgetvalue(res, row, column);
+}
+
+/* Describes in faults why the day of these values cannot be written, if it
+ * cannot: a NULL in a metric column of a completed order's item, or a
+ * negative total quantity.  1 when it did, 0 when the day is fine. */
+static int check_sources(PgSource *s, const char *const v[AGG_COLUMNS], Buf *faults) {
+        static const struct {
+                int column;
+                const char *name;
+        } nulls[] = { { AGG_NULL_QTY, "quantity" }, { AGG_NULL_PRICE, "price" }, { AGG_NULL_COST, "cost_price" } };
+        bool found = false;
+        int r = 0;
+        for (size_t k = 0; k < ELEMENTSOF(nulls) && r == 0; k++)
+                if (v[nulls[k].column]) {
+                        if (!found)
+                                r = buf_printf(faults, "%sday %s: ", faults->len ? "; " : "", v[AGG_DAY]);
+                        if (r == 0)
+                                r = buf_printf(faults, "%sorder_id %s: %s is NULL", found ? ", " : "",
+                                               v[nulls[k].column], nulls[k].name);
+                        found = true;
+                }
+        if (found && r == 0)
+                r = buf_printf(faults, " in %s (sum() would skip it)", s->config->postgres.order_items_table);
+        if (!found && v[AGG_ITEMS][0] == '-') {
+                r = buf_printf(faults, "%sday %s: total_items_sold %s is negative (order_id %s: quantity < 0 in %s)",
+                               faults->len ? "; " : "", v[AGG_DAY], v[AGG_ITEMS], v[AGG_NEG_QTY] ? v[AGG_NEG_QTY] : "?",
+                               s->config->postgres.order_items_table);
+                found = true;
+        }
+        return r < 0 ? r : found;
+}
+
+/* One day's values into d: 0, 1 when the day cannot be written (described
+ * in faults), or a negative errno. */
+static int parse_day_values(PgSource *s, const char *const v[AGG_COLUMNS], DayStats *d, Buf *faults) {
+        int r = check_sources(s, v, faults);
+        if (r != 0)
+                return r;
+        if (day_parse(v[AGG_DAY], &d->day) == 0 && text_parse_u64(v[AGG_ORDERS], &d->total_orders) == 0 &&
+            text_parse_u64(v[AGG_ITEMS], &d->total_items_sold) == 0 &&
+            money_parse(v[AGG_REVENUE], &d->total_revenue) == 0 && money_parse(v[AGG_COST], &d->total_cost) == 0) {
                 metrics_finish(d);
                 return 0;
         }
-        snprintf(err, errlen,
-                 "postgres %s: query 'aggregate affected days' returned values salesd cannot store exactly for day %s "
-                 "(orders '%s', items '%s', revenue '%s', cost '%s'); check that quantity is an integer and "
-                 "price/cost_price have at most 2 decimal places",
-                 s->source.where, PQgetvalue(res, row, 0), PQgetvalue(res, row, 1), PQgetvalue(res, row, 2),
-                 PQgetvalue(res, row, 3), PQgetvalue(res, row, 4));
-        return -ERANGE;
+        r = buf_printf(
+                faults,
+                "%sday %s: values salesd cannot store exactly (orders '%s', items '%s', revenue '%s', cost '%s'): "
+                "check that quantity is an integer and price/cost_price have at most 2 decimal places",
+                faults->len ? "; " : "", v[AGG_DAY], v[AGG_ORDERS], v[AGG_ITEMS], v[AGG_REVENUE], v[AGG_COST]);
+        return r < 0 ? r : 1;
+}
+
+/* The aggregate's days as they are parsed: those that can be written, in
+ * order, and the number of those that cannot (described in faults, the
+ * first few in full, then a count). */
+#define FAULTY_DAYS_SHOWN 5
+typedef struct {
+        DayStats *out;
+        size_t kept, bad;
+        Buf *faults;
+} AggregateOut;
+
+static int take_day(PgSource *s, const char *const v[AGG_COLUMNS], AggregateOut *a) {
+        _cleanup_(buf_free) Buf one = { 0 };
+        DayStats d = { 0 };
+        int r = parse_day_values(s, v, &d, a->bad < FAULTY_DAYS_SHOWN ? a->faults : &one);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                a->out[a->kept++] = d;
+        else
+                a->bad++;
+        return 0;
 }
 
 /* The span of the history in days (first to last order_date), from the
@@ -707,8 +883,9 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
         _cleanup_(buf_free) Buf sql = { 0 };
         if (buf_printf(&sql,
                        "SELECT coalesce((max(order_date) AT TIME ZONE $1)::date"
-                       " - (min(order_date) AT TIME ZONE $1)::date + 1, 0) FROM %s",
-                       s->orders) < 0)
+                       " - (min(order_date) AT TIME ZONE $1)::date + 1, 0) FROM %s WHERE ",
+                       s->orders) < 0 ||
+            storable_bounds(&sql, "order_date", 1) < 0)
                 return -ENOMEM;
         const char *params[] = { s->config->timezone };
         int r = exec_params(&s->source, "history span", sql.data, 1, params, &res, err, errlen);
@@ -718,16 +895,52 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
         return 0;
 }
 
-/* Few days (the incremental case): per day, the orders of its two local
- * midnights through the order_date index and their items through
- * order_items(order_id): cost follows the affected days, not the history. */
+/* Few days (the incremental case).  First, per day, its completed orders
+ * through the order_date index between its two local midnights: their
+ * number and the first and last order_id. */
+#define COUNT_DAY_ORDERS                                                                                    \
+        "SELECT r.d::text, c.n::text, c.first_id::text, c.last_id::text"                                    \
+        " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi" \
+        "         FROM unnest($1::date[]) AS d) AS r"                                                       \
+        " CROSS JOIN LATERAL (SELECT count(DISTINCT o.order_id) AS n, min(o.order_id) AS first_id,"         \
+        "   max(o.order_id) AS last_id FROM %s o"                                                           \
+        "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS c"       \
+        " ORDER BY r.d"
+
+/* Then, where order ids grow with order_date (as in most shops: every day
+ * with orders has its completed orders within a range of at most
+ * DENSE_ID_FACTOR ids per order), the items of each such day: the orders
+ * and the items of its order_id range, both in order_id order from their
+ * indexes, merge-joined (or hash-joined), the orders checked for the day
+ * and the status.  That replaces one order_items index probe per order:
+ * about a third less work for the aggregate at 10,000 and at 100,000
+ * orders a day.  The range is a literal value ($1 timezone, $2 statuses,
+ * then day, first and last order_id of each day), so the planner estimates
+ * the rows it holds.  The sums carry the checks of AGGREGATE_CHECKS
+ * (filtered aggregates over the same joined rows, no extra scan).  The
+ * day and status check is wrapped in coalesce() (a NULL is false either
+ * way), which the planner estimates at one half: as plain conditions it
+ * would take them for independent of the range, expect a handful of
+ * orders and probe their items one by one again. */
+#define SUM_DAY_ITEMS                                                                             \
+        " SELECT $%1$d::date AS d, sum(i.quantity) AS qty, sum(i.price * i.quantity) AS revenue," \
+        " sum(i.cost_price * i.quantity) AS cost" AGGREGATE_CHECKS                                \
+        " FROM %4$s o JOIN %5$s i ON i.order_id = o.order_id"                                     \
+        " WHERE o.order_id BETWEEN $%2$d AND $%3$d AND i.order_id BETWEEN $%2$d AND $%3$d"        \
+        " AND coalesce(o.order_date >= ($%1$d::date::timestamp AT TIME ZONE $1)"                  \
+        " AND o.order_date < (($%1$d::date + 1)::timestamp AT TIME ZONE $1) AND o.status = ANY ($2::text[]), false)"
+#define DENSE_ID_FACTOR 4
+
+/* Otherwise, per day, its orders by the order_date index and each order's
+ * items through order_items(order_id); the cost follows the affected
+ * days, not the history. */
 #define AGGREGATE_BY_PROBES                                                                                 \
         "SELECT r.d::text, s.n::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"              \
-        " coalesce(s.cost, 0)::text"                                                                        \
+        " coalesce(s.cost, 0)::text," AGGREGATE_CHECK_COLUMNS                                               \
         " FROM (SELECT d, (d::timestamp AT TIME ZONE $2) AS lo, ((d + 1)::timestamp AT TIME ZONE $2) AS hi" \
         "         FROM unnest($1::date[]) AS d) AS r"                                                       \
         " CROSS JOIN LATERAL (SELECT count(DISTINCT o.order_id) AS n, sum(i.quantity) AS qty,"              \
-        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"                   \
+        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost" AGGREGATE_CHECKS  \
         "   FROM %1$s o LEFT JOIN %2$s i ON i.order_id = o.order_id"                                        \
         "   WHERE o.order_date >= r.lo AND o.order_date < r.hi AND o.status = ANY ($3::text[])) AS s"       \
         " ORDER BY r.d"
@@ -738,12 +951,12 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
  * would cost an index lookup per order. */
 #define AGGREGATE_BY_JOIN                                                                                         \
         "SELECT r.d::text, coalesce(c.n, 0)::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"       \
-        " coalesce(s.cost, 0)::text FROM unnest($1::date[]) AS r(d)"                                              \
+        " coalesce(s.cost, 0)::text," AGGREGATE_CHECK_COLUMNS " FROM unnest($1::date[]) AS r(d)"                  \
         " LEFT JOIN (SELECT (o.order_date AT TIME ZONE $2)::date AS d, count(*) AS n FROM %1$s o"                 \
         "   WHERE o.order_date >= $4::timestamp AT TIME ZONE $2 AND o.order_date < $5::timestamp AT TIME ZONE $2" \
         "     AND o.status = ANY ($3::text[]) GROUP BY 1) AS c ON c.d = r.d"                                      \
         " LEFT JOIN (SELECT (o.order_date AT TIME ZONE $2)::date AS d, sum(i.quantity) AS qty,"                   \
-        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost"                         \
+        "   sum(i.price * i.quantity) AS revenue, sum(i.cost_price * i.quantity) AS cost" AGGREGATE_CHECKS        \
         "   FROM %1$s o JOIN %2$s i ON i.order_id = o.order_id"                                                   \
         "   WHERE o.order_date >= $4::timestamp AT TIME ZONE $2 AND o.order_date < $5::timestamp AT TIME ZONE $2" \
         "     AND o.status = ANY ($3::text[]) GROUP BY 1) AS s ON s.d = r.d"                                      \
@@ -766,47 +979,182 @@ static int choose_by_join(PgSource *s, size_t n, bool *ret, char *err, size_t er
         return 0;
 }
 
-int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen) {
-        _cleanup_(buf_free) Buf sql = { 0 }, day_list = { 0 }, statuses = { 0 };
+/* Few days, first statement: each day's completed orders, counted, with
+ * their first and last order_id; one row per day, in order. */
+static int count_day_orders(PgSource *s, const char *day_list, const char *statuses, size_t n, PGresult **ret,
+                            char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
         _cleanup_(PQclearp) PGresult *res = NULL;
-        char first[DAY_STRLEN] = "", after_last[DAY_STRLEN] = "";
+        if (buf_printf(&sql, COUNT_DAY_ORDERS, s->orders) < 0)
+                return -ENOMEM;
+        const char *params[] = { day_list, s->config->timezone, statuses };
+        int r = exec_params(&s->source, "count affected days' orders", sql.data, 3, params, &res, err, errlen);
+        if (r < 0)
+                return r;
+        if ((size_t)PQntuples(res) != n) {
+                snprintf(err, errlen, "postgres %s: query 'count affected days' orders' returned %d days, expected %zu",
+                         s->source.where, PQntuples(res), n);
+                return -EIO;
+        }
+        *ret = TAKE_PTR(res);
+        return 0;
+}
+
+/* Whether row i of the counts has its orders within a dense order_id range
+ * (or none). */
+static bool day_ids_dense(PGresult *counts, int i) {
+        uint64_t n = 0;
+        const char *first = PQgetvalue(counts, i, 2), *last = PQgetvalue(counts, i, 3);
+        char *end_first = NULL, *end_last = NULL;
+        if (text_parse_u64(PQgetvalue(counts, i, 1), &n) < 0)
+                return false;
+        if (n == 0)
+                return true;
+        errno = 0;
+        long long lo = strtoll(first, &end_first, 10), hi = strtoll(last, &end_last, 10);
+        if (errno != 0 || !*first || *end_first || !*last || *end_last || hi < lo)
+                return false;
+        return (uint64_t)hi - (uint64_t)lo < DENSE_ID_FACTOR * n;
+}
+
+/* Few days, second statement: the items of the days that have orders
+ * (*ret stays NULL when none has), with the checks of AGGREGATE_CHECKS. */
+static int sum_day_items(PgSource *s, PGresult *counts, const char *statuses, PGresult **ret, char *err,
+                         size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        int rows = PQntuples(counts), n_params = 2;
+        int r = buf_puts(&sql, "SELECT s.d::text, coalesce(s.qty, 0)::text, coalesce(s.revenue, 0)::text,"
+                               " coalesce(s.cost, 0)::text," AGGREGATE_CHECK_COLUMNS " FROM (");
+        _cleanup_free_ const char **params = calloc(2 + 3 * (size_t)rows, sizeof(char *));
+        if (!params)
+                return -ENOMEM;
+        params[0] = s->config->timezone, params[1] = statuses;
+        for (int i = 0; i < rows && r == 0; i++) {
+                if (strcmp(PQgetvalue(counts, i, 1), "0") == 0)
+                        continue;
+                r = buf_puts(&sql, n_params > 2 ? " UNION ALL" : "");
+                if (r == 0)
+                        r = buf_printf(&sql, SUM_DAY_ITEMS, n_params + 1, n_params + 2, n_params + 3, s->orders,
+                                       s->items);
+                for (int c = 0; c < 3; c++)
+                        params[n_params++] = PQgetvalue(counts, i, c == 0 ? 0 : c + 1);
+        }
+        if (r == 0)
+                r = buf_puts(&sql, ") AS s ORDER BY s.d");
+        if (r < 0)
+                return r;
+        if (n_params == 2)
+                return 0;
+        return exec_params(&s->source, "aggregate affected days", sql.data, n_params, params, ret, err, errlen);
+}
+
+/* The counts of the days joined with the sums (and checks) of those with
+ * orders: sums row j has the columns of AGG_DAY and AGG_ITEMS onwards. */
+static int merge_counts_sums(PgSource *s, PGresult *counts, PGresult *items, AggregateOut *a, char *err,
+                             size_t errlen) {
+        int r = 0, j = 0, n_items = items ? PQntuples(items) : 0;
+        for (int i = 0; i < PQntuples(counts) && r == 0; i++) {
+                const char *v[AGG_COLUMNS] = { PQgetvalue(counts, i, 0), PQgetvalue(counts, i, 1), "0", "0", "0" };
+                if (strcmp(v[AGG_ORDERS], "0") != 0) {
+                        if (j >= n_items || strcmp(PQgetvalue(items, j, 0), v[AGG_DAY]) != 0) {
+                                snprintf(err, errlen,
+                                         "postgres %s: query 'aggregate affected days' returned no row for day %s",
+                                         s->source.where, v[AGG_DAY]);
+                                return -EIO;
+                        }
+                        for (int c = AGG_ITEMS; c < AGG_COLUMNS; c++)
+                                v[c] = agg_value(items, j, c - 1, c);
+                        j++;
+                }
+                r = take_day(s, v, a);
+        }
+        return r;
+}
+
+/* One statement that returns every day's row (the AGG_ columns), in
+ * order. */
+static int aggregate_rows(PgSource *s, const char *sql, int n_params, const char *const *params, size_t n,
+                          AggregateOut *a, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = exec_params(&s->source, "aggregate affected days", sql, n_params, params, &res, err, errlen);
+        if (r < 0)
+                return r;
+        size_t rows = (size_t)PQntuples(res);
+        if (rows != n || PQnfields(res) != AGG_COLUMNS) {
+                snprintf(err, errlen,
+                         "postgres %s: query 'aggregate affected days' returned %zu days of %d columns, expected %zu "
+                         "of %d",
+                         s->source.where, rows, PQnfields(res), n, AGG_COLUMNS);
+                return -EIO;
+        }
+        for (size_t i = 0; i < rows && r == 0; i++) {
+                const char *v[AGG_COLUMNS];
+                for (int c = 0; c < AGG_COLUMNS; c++)
+                        v[c] = agg_value(res, (int)i, c, c);
+                r = take_day(s, v, a);
+        }
+        return r;
+}
+
+/* Few days: the orders of each day counted; where their ids are dense, the
+ * items of their ranges summed, else every order's items probed. */
+static int aggregate_few_days(PgSource *s, const char *day_list, const char *statuses, size_t n, AggregateOut *a,
+                              char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *counts = NULL, *items = NULL;
+        _cleanup_(buf_free) Buf sql = { 0 };
+        bool dense = true;
+        int r = count_day_orders(s, day_list, statuses, n, &counts, err, errlen);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < (int)n && dense; i++)
+                dense = day_ids_dense(counts, i);
+        if (!dense) {
+                const char *params[] = { day_list, s->config->timezone, statuses };
+                log_debug("postgres %s: order ids do not follow order_date; probing each order's items",
+                          s->source.where);
+                if (buf_printf(&sql, AGGREGATE_BY_PROBES, s->orders, s->items) < 0)
+                        return -ENOMEM;
+                return aggregate_rows(s, sql.data, 3, params, n, a, err, errlen);
+        }
+        r = sum_day_items(s, counts, statuses, &items, err, errlen);
+        return r < 0 ? r : merge_counts_sums(s, counts, items, a, err, errlen);
+}
+
+/* Many days: one statement, one row per day. */
+static int aggregate_many_days(PgSource *s, const Day *days, const char *day_list, const char *statuses, size_t n,
+                               AggregateOut *a, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf sql = { 0 };
+        char first[DAY_STRLEN], after_last[DAY_STRLEN];
+        day_format(days[0], first);
+        day_format(days[n - 1] + 1, after_last);
+        if (buf_printf(&sql, AGGREGATE_BY_JOIN, s->orders, s->items) < 0)
+                return -ENOMEM;
+        const char *params[] = { day_list, s->config->timezone, statuses, first, after_last };
+        return aggregate_rows(s, sql.data, 5, params, n, a, err, errlen);
+}
+
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, size_t *ret_n, Buf *faults, char *err,
+                        size_t errlen) {
+        _cleanup_(buf_free) Buf day_list = { 0 }, statuses = { 0 };
         bool by_join = false;
         int r = aggregate_params(s->config, days, n, &day_list, &statuses);
         if (r == 0)
                 r = choose_by_join(s, n, &by_join, err, errlen);
         if (r < 0)
                 return r;
-        if (by_join) {
-                day_format(days[0], first);
-                day_format(days[n - 1] + 1, after_last);
-        }
-        /* clang-format off */
-        r = by_join ? buf_printf(&sql, AGGREGATE_BY_JOIN, s->orders, s->items)
-                    : buf_printf(&sql, AGGREGATE_BY_PROBES, s->orders, s->items);
-        /* clang-format on */
-        if (r < 0)
-                return r;
-        const char *params[] = { day_list.data, s->config->timezone, statuses.data, first, after_last };
-        log_debug("postgres %s: aggregating %zu days by %s", s->source.where, n,
-                  by_join ? "one join" : "per-day probes");
-        r = exec_params(&s->source, "aggregate affected days", sql.data, by_join ? 5 : 3, params, &res, err, errlen);
-        if (r < 0)
-                return r;
-
-        size_t rows = (size_t)PQntuples(res);
-        _cleanup_free_ DayStats *out = calloc(rows + 1, sizeof(DayStats));
+        _cleanup_free_ DayStats *out = calloc(n + 1, sizeof(DayStats));
         if (!out)
                 return -ENOMEM;
-        for (size_t i = 0; i < rows; i++) {
-                r = parse_aggregate_row(s, res, (int)i, &out[i], err, errlen);
-                if (r < 0)
-                        return r;
-        }
-        if (rows != n) {
-                snprintf(err, errlen, "postgres %s: query 'aggregate affected days' returned %zu days, expected %zu",
-                         s->source.where, rows, n);
-                return -EIO;
-        }
+        AggregateOut a = { .out = out, .faults = faults };
+        log_debug("postgres %s: aggregating %zu days by %s", s->source.where, n, by_join ? "one join" : "day ranges");
+        r = by_join ? aggregate_many_days(s, days, day_list.data, statuses.data, n, &a, err, errlen)
+                    : aggregate_few_days(s, day_list.data, statuses.data, n, &a, err, errlen);
+        if (r < 0)
+                return r;
+        if (a.bad > FAULTY_DAYS_SHOWN &&
+            buf_printf(faults, "; and %zu more days like these", a.bad - FAULTY_DAYS_SHOWN) < 0)
+                return -ENOMEM;
         *ret = TAKE_PTR(out);
+        *ret_n = a.kept;
         return 0;
 }

@@ -1,9 +1,10 @@
 /* The Postgres source (SPEC §1, §4): one connection per run, the advisory
  * lock, the late-commit guard, and the run's REPEATABLE READ, READ ONLY
  * snapshot in which the affected days are found and aggregated.  Every
- * aggregate is computed by Postgres in one query over exact numerics, shaped
- * to be driven by the orders.order_date index and order_items(order_id), so a
- * run costs what changed, not the size of the history.
+ * aggregate is computed by Postgres over exact numerics, shaped to be driven
+ * by the orders.order_date index, each day's order_id range and
+ * order_items(order_id), so a run costs what changed, not the size of the
+ * history.
  *
  * With postgres.conninfo pointing at a hot standby (SPEC §9) a PgSource
  * also connects to postgres.primary_conninfo: the lock, the guard and the
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "config.h"
 #include "day.h"
 #include "metrics.h"
@@ -112,11 +114,24 @@ int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen);
  * before it (in c->timezone, by the server's clock), plus the days of
  * orders/items changed after `since` (watermark − overlap, see
  * watermark_since()) and of tombstones written after it; every day with
- * source rows when since is NULL (no watermark yet).  Also the greatest
- * updated_at/changed_at in the snapshot ("" when no rows). */
+ * source rows when since is NULL (no watermark yet).  Only storable days
+ * (day_storable()): an order of another status on another day (NULL,
+ * infinity, BC, 0001-01-01) has nothing to write.  When faults is not
+ * NULL, a completed order among those changed (every one when since is
+ * NULL) whose order_date is NULL or falls outside the storable days is
+ * described there ("; "-separated: table, order_id, value), since its
+ * metrics belong to no day that can be written.  Also the greatest
+ * updated_at/changed_at in the snapshot ("" when no rows), never past the
+ * server's clock. */
 int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size_t *ret_n,
-                            char ret_max_changed[WATERMARK_STRLEN], char *err, size_t errlen);
+                            char ret_max_changed[WATERMARK_STRLEN], Buf *faults, char *err, size_t errlen);
 
-/* Metrics of the given days (one DayStats per day, in the order given;
- * days must be sorted), profit and AOV derived. */
-int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, char *err, size_t errlen);
+/* Metrics of the given days (sorted, storable), profit and AOV derived:
+ * *ret_n DayStats in the order given, without the days that cannot be
+ * written, which are described in faults instead ("; "-separated, the
+ * first few in full): a NULL quantity, price or cost_price in an item of a
+ * completed order (sum() would skip it; the order_id and column are
+ * named), a negative total quantity, a value that is not an exact
+ * decimal of cents. */
+int pg_source_aggregate(PgSource *s, const Day *days, size_t n, DayStats **ret, size_t *ret_n, Buf *faults, char *err,
+                        size_t errlen);

@@ -36,51 +36,14 @@ typedef struct Run {
         uint64_t version;                   /* the snapshot's clock, usec */
         Day *days;
         size_t n_days;
-        DayStats *stats;
+        DayStats *stats; /* the days that can be written, n_stats of them */
+        size_t n_stats;
+        /* What cannot be written ("; "-separated): completed orders on no
+         * storable day, days with NULL or out-of-range values, stored rows
+         * no version can replace.  The other days are written; the run
+         * fails and the watermark stays, so the next run sees them again. */
+        Buf faults;
 } Run;
-
-/* ---- run control ---- */
-
-void run_control_init(RunControl *ctl) {
-        atomic_init(&ctl->cancel, false);
-        pthread_mutex_init(&ctl->lock, NULL);
-        ctl->pg = NULL;
-        ctl->reason = NULL;
-}
-
-void run_control_done(RunControl *ctl) {
-        pthread_mutex_destroy(&ctl->lock);
-}
-
-void run_control_cancel(RunControl *ctl, const char *reason) {
-        pthread_mutex_lock(&ctl->lock);
-        ctl->reason = reason;
-        atomic_store(&ctl->cancel, true);
-        if (ctl->pg)
-                pg_source_cancel(ctl->pg);
-        pthread_mutex_unlock(&ctl->lock);
-}
-
-void run_control_reset(RunControl *ctl) {
-        pthread_mutex_lock(&ctl->lock);
-        ctl->reason = NULL;
-        atomic_store(&ctl->cancel, false);
-        pthread_mutex_unlock(&ctl->lock);
-}
-
-/* Why the run was cancelled, NULL when it was not. */
-static const char *run_control_reason(RunControl *ctl) {
-        pthread_mutex_lock(&ctl->lock);
-        const char *why = atomic_load(&ctl->cancel) ? (ctl->reason ? ctl->reason : "salesd is stopping") : NULL;
-        pthread_mutex_unlock(&ctl->lock);
-        return why;
-}
-
-static void run_control_publish(RunControl *ctl, PgSource *pg) {
-        pthread_mutex_lock(&ctl->lock);
-        ctl->pg = pg;
-        pthread_mutex_unlock(&ctl->lock);
-}
 
 static int check_cancel(const Run *run) {
         return atomic_load(&run->control->cancel) ? -ECANCELED : 0;
@@ -176,7 +139,7 @@ static int find_affected_days(Run *run) {
         if (r < 0)
                 return r;
         r = pg_source_affected_days(run->pg, *run->watermark ? since : NULL, &run->days, &run->n_days, run->max_changed,
-                                    run->err, sizeof(run->err));
+                                    &run->faults, run->err, sizeof(run->err));
         return r < 0 ? r : add_extra_days(run);
 }
 
@@ -191,7 +154,8 @@ static int run_snapshot(Run *run) {
         if (r == 0)
                 r = check_cancel(run);
         if (r == 0)
-                r = pg_source_aggregate(run->pg, run->days, run->n_days, &run->stats, run->err, sizeof(run->err));
+                r = pg_source_aggregate(run->pg, run->days, run->n_days, &run->stats, &run->n_stats, &run->faults,
+                                        run->err, sizeof(run->err));
         if (r == 0)
                 r = pg_source_commit(run->pg, run->err, sizeof(run->err));
         if (r < 0)
@@ -205,15 +169,15 @@ static int run_snapshot(Run *run) {
 }
 
 /* Moves the days whose values fit their columns to the front of
- * run->stats and returns how many; the others are described in errors. */
-static size_t keep_representable(Run *run, Buf *errors) {
+ * run->stats and returns how many; the others join the faults. */
+static size_t keep_representable(Run *run) {
         size_t kept = 0;
-        for (size_t i = 0; i < run->n_days; i++) {
+        for (size_t i = 0; i < run->n_stats; i++) {
                 char e[256];
                 if (metrics_check_range(&run->stats[i], e, sizeof(e)) == 0)
                         run->stats[kept++] = run->stats[i];
                 else
-                        buf_printf(errors, "%s%s", errors->len ? "; " : "", e);
+                        (void)buf_printf(&run->faults, "%s%s", run->faults.len ? "; " : "", e);
         }
         return kept;
 }
@@ -226,12 +190,11 @@ static int run_fence(void *userdata, char *err, size_t errlen) {
         return pg_source_check_lock(run->pg, run->config->postgres.lock_key, err, errlen);
 }
 
-/* Step 4: write what changed.  A day whose values do not fit its columns
- * fails loudly; the other days are still written, the run fails and the
- * watermark stays. */
+/* Step 4: write what changed.  A day that cannot be written (see
+ * Run.faults) fails loudly; the other days are still written, the run fails
+ * and the watermark stays. */
 static int run_store(Run *run) {
-        _cleanup_(buf_free) Buf range_errors = { 0 };
-        size_t n = keep_representable(run, &range_errors);
+        size_t n = keep_representable(run);
         ApplyOptions o = {
                 .run_version = run->version,
                 .computed_at = now_usec(CLOCK_REALTIME),
@@ -240,14 +203,19 @@ static int run_store(Run *run) {
                 .fence = run_fence,
                 .fence_userdata = run,
                 .ret_written_days = run->options->days ? run->options->ret_written_days : NULL,
+                .faults = &run->faults,
         };
         int r = check_cancel(run);
         if (r == 0)
                 r = apply_days(run->sink, run->stats, n, &o, &run->record.days_written, run->err, sizeof(run->err));
         if (r < 0)
                 return r;
-        if (range_errors.len) {
-                snprintf(run->err, sizeof(run->err), "%s; not written, watermark not advanced", range_errors.data);
+        if (run->faults.len) {
+                /* the remedy is in each fault; the outcome must survive the cut */
+                int room = (int)sizeof(run->record.error) - 64;
+                snprintf(run->err, sizeof(run->err),
+                         "%.*s%s; not written (every other day was), watermark not advanced", room, run->faults.data,
+                         run->faults.len > (size_t)room ? " …" : "");
                 return -ERANGE;
         }
         return 0;
@@ -342,6 +310,7 @@ static void run_done(Run *run) {
         sink_free(run->sink);
         free(run->days);
         free(run->stats);
+        buf_free(&run->faults);
 }
 
 int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunBacklog *backlog, RunRecord *ret_record,

@@ -20,6 +20,7 @@
 #include "day.h"
 #include "duration.h"
 #include "pg.h"
+#include "run_control.h"
 #include "watermark.h"
 
 typedef enum RunStatus {
@@ -67,23 +68,6 @@ typedef struct RunRecord {
 } RunRecord;
 
 typedef struct RunBacklog RunBacklog; /* backlog.h */
-
-/* Lets another thread stop a run: sets the flag checked between steps and in
- * every ClickHouse transfer, and cancels the Postgres statement in flight. */
-typedef struct RunControl {
-        atomic_bool cancel;
-        pthread_mutex_t lock;
-        PgSource *pg;       /* while connected */
-        const char *reason; /* why the run was cancelled (static), under lock */
-} RunControl;
-
-void run_control_init(RunControl *ctl);
-void run_control_done(RunControl *ctl);
-/* reason: a static string for the run's error, "cancelled: <reason>".
- * Never blocks (see pg_source_cancel()). */
-void run_control_cancel(RunControl *ctl, const char *reason);
-/* Clears the flag and reason before the next run. */
-void run_control_reset(RunControl *ctl);
 
 typedef struct RunOptions {
         const char *trigger; /* "start", "schedule", "signal", "http", "notify", "cli" */

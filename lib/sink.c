@@ -17,6 +17,9 @@
 
 #define WATERMARK_NAME "watermark"
 
+/* Stored rows are read this many days per query (see ch_read_days()). */
+#define READ_CHUNK_DAYS 1000
+
 #define SELECT_WATERMARK                                                                                \
         "SELECT value FROM salesd_state FINAL WHERE name = '" WATERMARK_NAME "' ORDER BY version DESC " \
         "LIMIT 1 FORMAT TabSeparated"
@@ -58,6 +61,15 @@ int sink_format_day(Buf *b, const DayStats *s, usec_t computed_at, uint64_t vers
                           money_format(s->average_order_value, aov, sizeof(aov)), unix_seconds(computed_at), version);
 }
 
+/* 18.16 prints day 0 (1970-01-01) as 0000-00-00. */
+static int parse_stored_date(const char *s, Day *ret) {
+        if (strcmp(s, "0000-00-00") == 0) {
+                *ret = DAY_STORABLE_FIRST;
+                return 0;
+        }
+        return day_parse(s, ret);
+}
+
 int sink_parse_day(char *line, StoredDay *ret, char *err, size_t errlen) {
         static const char *const names[] = { "date",       "total_orders", "total_items_sold",    "total_revenue",
                                              "total_cost", "total_profit", "average_order_value", "version" };
@@ -72,7 +84,7 @@ int sink_parse_day(char *line, StoredDay *ret, char *err, size_t errlen) {
                         snprintf(err, errlen, "expected %zu columns, got %d", ELEMENTSOF(names), n);
                 return -EINVAL;
         }
-        int bad = day_parse(f[0], &d.stats.day) < 0                     ? 0
+        int bad = parse_stored_date(f[0], &d.stats.day) < 0             ? 0
                   : text_parse_u64(f[1], &d.stats.total_orders) < 0     ? 1
                   : text_parse_u64(f[2], &d.stats.total_items_sold) < 0 ? 2
                   : money_parse(f[3], &d.stats.total_revenue) < 0       ? 3
@@ -182,10 +194,33 @@ static int format_day(Buf *b, const void *items, size_t i) {
         return buf_printf(b, "toDate('%s')", day_format(((const Day *)items)[i], d));
 }
 
+/* One query per READ_CHUNK_DAYS days: an IN list of a long backfill's
+ * days (12,000 days: 260 KB) would pass ClickHouse's max_query_size
+ * (256 KiB by default; 18.16 refuses it). */
 static int ch_read_days(Sink *s, const Day *days, size_t n, StoredDay **ret, size_t *ret_n, char *err, size_t errlen) {
-        _cleanup_free_ char *body = NULL;
-        int r = select_in(s, SELECT_DAYS, days, n, format_day, &body, err, errlen);
-        return r < 0 ? r : parse_days(client(s), body, ret, ret_n, err, errlen);
+        _cleanup_free_ StoredDay *all = NULL;
+        size_t n_all = 0;
+        for (size_t at = 0; at < n; at += READ_CHUNK_DAYS) {
+                _cleanup_free_ char *body = NULL;
+                _cleanup_free_ StoredDay *part = NULL;
+                size_t got = 0;
+                int r = select_in(s, SELECT_DAYS, days + at, MIN(n - at, (size_t)READ_CHUNK_DAYS), format_day, &body,
+                                  err, errlen);
+                if (r == 0)
+                        r = parse_days(client(s), body, &part, &got, err, errlen);
+                if (r < 0)
+                        return r;
+                StoredDay *grown = realloc(all, (n_all + got + 1) * sizeof(StoredDay));
+                if (!grown)
+                        return -ENOMEM;
+                all = grown;
+                if (got)
+                        memcpy(all + n_all, part, got * sizeof(StoredDay));
+                n_all += got;
+        }
+        *ret = TAKE_PTR(all);
+        *ret_n = n_all;
+        return 0;
 }
 
 static int ch_insert_days(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,

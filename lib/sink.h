@@ -37,10 +37,12 @@ typedef struct SinkOps {
         /* The stored watermark ("" when there is none yet). */
         int (*read_watermark)(Sink *s, char ret[WATERMARK_STRLEN], char *err, size_t errlen);
         /* The latest stored row of each of the given days that has one (any
-         * order; malloc'd array). */
+         * order; malloc'd array).  Any number of days: the ClickHouse sink
+         * asks 1000 days per query (max_query_size). */
         int (*read_days)(Sink *s, const Day *days, size_t n, StoredDay **ret, size_t *ret_n, char *err, size_t errlen);
-        /* One attempt at inserting rows of daily_sales_stats, days[i] with
-         * versions[i], sent with query_id (unique per attempt); never retried
+        /* One INSERT of rows of daily_sales_stats (apply.h keeps each to at
+         * most APPLY_MONTHS_PER_INSERT months), days[i] with
+         * versions[i], sent with query_id (unique per statement); never retried
          * inside (a plain MergeTree insert is not deduplicated: the caller
          * re-reads before resending). */
         int (*insert_days)(Sink *s, const DayStats *days, const uint64_t *versions, size_t n, usec_t computed_at,

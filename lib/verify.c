@@ -17,10 +17,6 @@
 #include "sink.h"
 #include "watermark.h"
 
-/* Stored rows are read this many days per query: an IN list of a century
- * of days would pass ClickHouse's max_query_size. */
-#define READ_CHUNK_DAYS 1000
-
 static const char *const column_names[VERIFY_N_COLUMNS] = {
         "total_orders", "total_items_sold", "total_revenue", "total_cost", "total_profit", "average_order_value",
 };
@@ -79,6 +75,8 @@ static bool all_zero(const DayStats *s) {
 void verify_result_done(VerifyResult *r) {
         free(r->diffs);
         r->diffs = NULL;
+        free(r->unverifiable);
+        r->unverifiable = NULL;
         r->n_diffs = 0;
 }
 
@@ -141,6 +139,7 @@ typedef struct Check {
         const Config *config;
         Sink *sink;
         PgSource *pg;
+        RunControl *control; /* may be NULL */
         uint64_t clock;
         Day *days;
         size_t n_days;
@@ -150,6 +149,8 @@ typedef struct Check {
 } Check;
 
 static void check_done(Check *k) {
+        if (k->control)
+                run_control_publish(k->control, NULL);
         pg_source_free(k->pg);
         sink_free(k->sink);
         free(k->days);
@@ -157,73 +158,64 @@ static void check_done(Check *k) {
         free(k->stored);
 }
 
-static int check_cancelled(const atomic_bool *cancel) {
-        return cancel && atomic_load(cancel) ? -ECANCELED : 0;
+static int check_cancelled(const Check *k) {
+        return k->control && atomic_load(&k->control->cancel) ? -ECANCELED : 0;
 }
 
-static int check_connect(Check *k, const atomic_bool *cancel, char *err, size_t errlen) {
+/* With a RunControl, cancelling it ends a statement in flight too. */
+static int check_connect(Check *k, char *err, size_t errlen) {
         int r = sink_clickhouse_new(&k->config->clickhouse, &k->sink, err, errlen);
         if (r < 0)
                 return r;
-        sink_set_cancel(k->sink, cancel);
+        sink_set_cancel(k->sink, k->control ? &k->control->cancel : NULL);
         r = pg_source_open(k->config, &k->pg, err, errlen);
-        if (r == 0)
-                r = check_cancelled(cancel);
+        if (r < 0)
+                return r;
+        if (k->control)
+                run_control_publish(k->control, k->pg);
+        r = check_cancelled(k);
         if (r == 0) {
                 /* a standby shows at least what the primary had committed when the check began */
                 usec_t waited;
-                r = pg_source_catch_up(k->pg, cancel, &waited, err, errlen);
+                r = pg_source_catch_up(k->pg, k->control ? &k->control->cancel : NULL, &waited, err, errlen);
         }
         return r;
 }
 
-/* The latest stored rows of k->days, a chunk per query. */
-static int check_read_stored(Check *k, char *err, size_t errlen) {
-        for (size_t at = 0; at < k->n_days; at += READ_CHUNK_DAYS) {
-                _cleanup_free_ StoredDay *part = NULL;
-                size_t n = k->n_days - at < READ_CHUNK_DAYS ? k->n_days - at : READ_CHUNK_DAYS, got = 0;
-                int r = sink_read_days(k->sink, k->days + at, n, &part, &got, err, errlen);
-                if (r < 0)
-                        return r;
-                StoredDay *all = realloc(k->stored, (k->n_stored + got + 1) * sizeof(StoredDay));
-                if (!all)
-                        return -ENOMEM;
-                k->stored = all;
-                if (got)
-                        memcpy(k->stored + k->n_stored, part, got * sizeof(StoredDay));
-                k->n_stored += got;
-        }
-        return 0;
-}
-
 /* Aggregates k->days in the open snapshot, commits it, reads the stored
  * rows and compares. */
-static int check_finish(Check *k, const atomic_bool *cancel, VerifyResult *ret, char *err, size_t errlen) {
-        int r = check_cancelled(cancel);
+static int check_finish(Check *k, VerifyResult *ret, char *err, size_t errlen) {
+        _cleanup_(buf_free) Buf faults = { 0 };
+        size_t n_stats = 0;
+        int r = check_cancelled(k);
         if (r == 0 && k->n_days > 0)
-                r = pg_source_aggregate(k->pg, k->days, k->n_days, &k->stats, err, errlen);
+                r = pg_source_aggregate(k->pg, k->days, k->n_days, &k->stats, &n_stats, &faults, err, errlen);
         if (r == 0)
                 r = pg_source_commit(k->pg, err, errlen);
         if (r == 0)
-                r = check_read_stored(k, err, errlen);
+                r = sink_read_days(k->sink, k->days, k->n_days, &k->stored, &k->n_stored, err, errlen);
         if (r < 0)
                 return r;
-        return verify_compare(k->stats, k->n_days, k->stored, k->n_stored, k->clock, ret);
+        r = verify_compare(k->stats, n_stats, k->stored, k->n_stored, k->clock, ret);
+        if (r == 0 && faults.len)
+                ret->unverifiable = buf_steal(&faults);
+        return r;
 }
 
-int verify_days(const Config *c, const Day *days, size_t n, const atomic_bool *cancel, VerifyResult *ret, char *err,
+int verify_days(const Config *c, const Day *days, size_t n, RunControl *ctl, VerifyResult *ret, char *err,
                 size_t errlen) {
-        _cleanup_(check_done) Check k = { .config = c, .days = calloc(n + 1, sizeof(Day)), .n_days = n };
+        _cleanup_(check_done)
+                Check k = { .config = c, .control = ctl, .days = calloc(n + 1, sizeof(Day)), .n_days = n };
         if (!k.days)
                 return -ENOMEM;
         memcpy(k.days, days, n * sizeof(Day));
-        int r = check_connect(&k, cancel, err, errlen);
+        int r = check_connect(&k, err, errlen);
         if (r == 0)
                 r = pg_source_begin(k.pg, err, errlen);
         if (r == 0)
                 r = pg_source_clock_usec(k.pg, &k.clock, err, errlen);
         if (r == 0)
-                r = check_finish(&k, cancel, ret, err, errlen);
+                r = check_finish(&k, ret, err, errlen);
         if (r < 0 && k.pg)
                 pg_source_rollback(k.pg);
         return r;
@@ -245,7 +237,7 @@ static int audit_pick(Check *k, const char *watermark, char *err, size_t errlen)
         char since[WATERMARK_STRLEN], max_changed[WATERMARK_STRLEN];
         int r = watermark_since(watermark, k->config->overlap, since);
         if (r == 0)
-                r = pg_source_affected_days(k->pg, since, &pending, &n_pending, max_changed, err, errlen);
+                r = pg_source_affected_days(k->pg, since, &pending, &n_pending, max_changed, NULL, err, errlen);
         if (r < 0)
                 return r;
         usec_t window_days = k->config->audit.window / USEC_PER_DAY;
@@ -261,11 +253,11 @@ static int audit_pick(Check *k, const char *watermark, char *err, size_t errlen)
         return 0;
 }
 
-int verify_audit(const Config *c, const atomic_bool *cancel, VerifyResult *ret, char *err, size_t errlen) {
-        _cleanup_(check_done) Check k = { .config = c };
+int verify_audit(const Config *c, RunControl *ctl, VerifyResult *ret, char *err, size_t errlen) {
+        _cleanup_(check_done) Check k = { .config = c, .control = ctl };
         char watermark[WATERMARK_STRLEN] = "";
         *ret = (VerifyResult){ 0 };
-        int r = check_connect(&k, cancel, err, errlen);
+        int r = check_connect(&k, err, errlen);
         if (r == 0)
                 r = sink_read_watermark(k.sink, watermark, err, errlen);
         if (r < 0 || !*watermark)
@@ -276,7 +268,7 @@ int verify_audit(const Config *c, const atomic_bool *cancel, VerifyResult *ret, 
         if (r == 0)
                 r = audit_pick(&k, watermark, err, errlen);
         if (r == 0)
-                r = check_finish(&k, cancel, ret, err, errlen);
+                r = check_finish(&k, ret, err, errlen);
         if (r < 0 && k.pg)
                 pg_source_rollback(k.pg);
         return r;

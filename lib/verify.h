@@ -23,6 +23,7 @@
 #include "config.h"
 #include "day.h"
 #include "metrics.h"
+#include "run_control.h"
 
 /* The compared columns, in table order. */
 #define VERIFY_N_COLUMNS 6
@@ -42,6 +43,10 @@ typedef struct VerifyResult {
         VerifyDiff *diffs;       /* malloc'd, by day */
         size_t n_diffs;          /* differing days, missing ones included */
         uint64_t snapshot_clock; /* the check's snapshot clock (usec), 0 when nothing was read */
+        /* Days the source cannot give exact metrics for (a NULL price, a
+         * negative total quantity: pg_source_aggregate()), described;
+         * not compared.  malloc'd, NULL when there are none. */
+        char *unverifiable;
 } VerifyResult;
 
 void verify_result_done(VerifyResult *r);
@@ -64,9 +69,10 @@ char *verify_column_value(const DayStats *s, size_t i, char *buf, size_t len);
 char *verify_columns_text(const VerifyDiff *d, char *buf, size_t len);
 
 /* Recomputes the given days (sorted, unique) in one REPEATABLE READ, READ
- * ONLY snapshot and compares them with the latest stored rows.  cancel may
- * be NULL.  Errors as run.h (run_error_unavailable() tells exit 69). */
-int verify_days(const Config *c, const Day *days, size_t n, const atomic_bool *cancel, VerifyResult *ret, char *err,
+ * ONLY snapshot and compares them with the latest stored rows.  ctl may be
+ * NULL; run_control_cancel() on it stops the check, a statement in flight
+ * included.  Errors as run.h (run_error_unavailable() tells exit 69). */
+int verify_days(const Config *c, const Day *days, size_t n, RunControl *ctl, VerifyResult *ret, char *err,
                 size_t errlen);
 
 /* Picks up to k distinct days at random from [first, last] that are not in
@@ -79,5 +85,5 @@ size_t verify_pick_days(Day first, Day last, const Day *excluded, size_t n_exclu
  * the last audit.window, leaving out the days the next run recomputes
  * anyway (today, reconcile_days, days changed since the stored watermark −
  * overlap): a difference there is a change not yet processed, not drift.
- * Nothing is checked before the first watermark. */
-int verify_audit(const Config *c, const atomic_bool *cancel, VerifyResult *ret, char *err, size_t errlen);
+ * Nothing is checked before the first watermark.  ctl as verify_days(). */
+int verify_audit(const Config *c, RunControl *ctl, VerifyResult *ret, char *err, size_t errlen);

@@ -59,19 +59,20 @@ int watermark_since(const char *watermark, usec_t overlap, char ret[WATERMARK_ST
 }
 
 bool watermark_next(const char *current, const char *max_changed, const char *guard, char ret[WATERMARK_STRLEN]) {
-        char capped[WATERMARK_STRLEN];
-        const char *next = max_changed;
-        usec_t g;
+        usec_t next, g, now;
 
-        if (!next || !*next)
-                return false; /* the snapshot saw no rows at all */
+        /* No rows at all, or only rows stamped where no watermark can be
+         * (before 1970, BC: Postgres's to_char() prints no era): nothing
+         * that could be stored and read back. */
+        if (!max_changed || watermark_parse(max_changed, &next) < 0)
+                return false;
         /* Rows of the open transaction carry updated_at ≥ its start, and the
          * next run looks for rows *later than* the watermark: stop one
          * microsecond before the start so a row stamped exactly then counts. */
-        if (guard && *guard && strcmp(guard, next) <= 0 && watermark_parse(guard, &g) == 0 && g > 0)
-                next = watermark_format(g - 1, capped);
-        if (current && *current && strcmp(next, current) <= 0)
+        if (guard && watermark_parse(guard, &g) == 0 && g > 0 && g <= next)
+                next = g - 1;
+        if (current && watermark_parse(current, &now) == 0 && next <= now)
                 return false;
-        snprintf(ret, WATERMARK_STRLEN, "%s", next);
+        watermark_format(next, ret);
         return true;
 }

@@ -28,5 +28,6 @@ int watermark_since(const char *watermark, usec_t overlap, char ret[WATERMARK_ST
  * transaction's start; "" when none): then one microsecond before it, since
  * that transaction's rows are stamped at or after its start.  Never moves
  * backwards from current ("" when none).  Returns true and fills ret when it
- * advances. */
+ * advances, always with a value watermark_parse() accepts: a max_changed
+ * that is not one (year 10000, before 1970, BC) does not advance it. */
 bool watermark_next(const char *current, const char *max_changed, const char *guard, char ret[WATERMARK_STRLEN]);

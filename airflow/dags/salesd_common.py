@@ -1,6 +1,7 @@
 """Shared pieces of the salesd DAGs (salesd_monitor, salesd_rerun): the
-Airflow 2.10 / 3.x import shims, the sensor class every check is built on,
-parsing of ClickHouse answers, and the alert callback.
+Airflow 2.10 / 3.x import shims (the DAG class and TaskFlow's `dag` and
+`task`), the sensor class every check is built on, parsing of ClickHouse
+answers, and the alert callback.
 
 Nothing here talks to the network at import time: the DAG files import this
 module while the scheduler parses them, which must stay fast and offline.
@@ -21,7 +22,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.http.sensors.http import HttpSensor
 
 try:  # Airflow 3.x: the task SDK
-    from airflow.sdk import DAG, BaseHook, Param
+    from airflow.sdk import DAG, BaseHook, Param, dag, task
     from airflow.sdk.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -30,6 +31,7 @@ try:  # Airflow 3.x: the task SDK
     )
 except ImportError:  # Airflow 2.10
     from airflow import DAG
+    from airflow.decorators import dag, task
     from airflow.exceptions import (
         AirflowException,
         AirflowFailException,
@@ -39,18 +41,14 @@ except ImportError:  # Airflow 2.10
     from airflow.hooks.base import BaseHook
     from airflow.models.param import Param
 
-try:
-    from airflow.providers.standard.operators.python import PythonOperator
-except ImportError:  # Airflow 2.10 ships it in core
-    from airflow.operators.python import PythonOperator
-
 __all__ = [
     "DAG",
     "AirflowException",
     "AirflowFailException",
     "BaseHook",
     "Param",
-    "PythonOperator",
+    "dag",
+    "task",
     "SALESD_CONN_ID",
     "CLICKHOUSE_CONN_ID",
     "ALERT_CONN_ID",

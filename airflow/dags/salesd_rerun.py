@@ -4,9 +4,10 @@
 Trigger by hand to make salesd run now (for example after fixing data in the
 shop database), instead of waiting for its schedule.
 
-1. `request_run` notes the newest rows of `salesd_runs` (via connection
-   `clickhouse_http`), then sends `POST /run` to the daemon (connection
-   `salesd_http`) with `Authorization: Bearer <password of salesd_http>`.
+1. `request_run` (a TaskFlow task) notes the newest rows of `salesd_runs`
+   (via connection `clickhouse_http`), then sends `POST /run` to the daemon
+   (connection `salesd_http`) with `Authorization: Bearer <password of
+   salesd_http>`.
    The daemon answers 202 and queues one run, like SIGUSR1.  A 401/403
    (wrong or missing token) fails at once.
 2. `wait_for_run` pokes ClickHouse until a run with trigger `http` that was
@@ -35,19 +36,19 @@ except ImportError:  # a bare DagBag does not put the DAGs folder on sys.path
 from airflow.providers.http.hooks.http import HttpHook
 from salesd_common import (
     CLICKHOUSE_CONN_ID,
-    DAG,
     SALESD_CONN_ID,
     AirflowException,
     AirflowFailException,
     BaseHook,
     Param,
-    PythonOperator,
     SalesdHttpSensor,
     ch_query_params,
     ch_rows,
+    dag,
     env_seconds,
     excerpt,
     salesd_alert,
+    task,
 )
 
 POKE_INTERVAL = env_seconds("SALESD_RERUN_POKE_INTERVAL", 15)
@@ -71,9 +72,11 @@ NEW_RUNS_SQL = (
 )
 
 
-def request_run(params, **_context):
+@task(multiple_outputs=False)
+def request_run(params=None):
     """Record the baseline, then ask the daemon for a run.  Returns the
-    baseline (an XCom for wait_for_run)."""
+    baseline: the task's XCom, which wait_for_run's query reads.  Airflow
+    passes `params` (the DAG run's params) by name."""
     clickhouse = HttpHook(method="GET", http_conn_id=CLICKHOUSE_CONN_ID)
     answer = clickhouse.run(
         "",
@@ -136,7 +139,7 @@ def check_new_run(response, context):
     return "no run requested over HTTP has finished yet"
 
 
-with DAG(
+@dag(
     dag_id="salesd_rerun",
     description="Asks the salesd daemon to run now and waits for the run to succeed",
     doc_md=__doc__,
@@ -153,8 +156,8 @@ with DAG(
     params={
         "database": Param("default", type="string", pattern=r"^[A-Za-z0-9_]+$", description="ClickHouse database of salesd's tables"),
     },
-) as dag:
-    request = PythonOperator(task_id="request_run", python_callable=request_run)
+)
+def salesd_rerun():
     wait = SalesdHttpSensor(
         task_id="wait_for_run",
         http_conn_id=CLICKHOUSE_CONN_ID,
@@ -165,4 +168,9 @@ with DAG(
         poke_interval=POKE_INTERVAL,
         timeout=TIMEOUT,
     )
-    request >> wait
+    # The baseline travels as request_run's XCom: the sensor's query
+    # template pulls it (a templated SQL string cannot take an XComArg).
+    request_run() >> wait
+
+
+rerun_dag = salesd_rerun()

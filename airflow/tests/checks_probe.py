@@ -41,7 +41,7 @@ def main():
     results = []
     for case in json.load(sys.stdin):
         module = importlib.import_module(case["dag"])
-        dag = module.dag
+        dag = next(v for v in vars(module).values() if isinstance(v, common.DAG) and v.dag_id == case["dag"])
         params = {k: dag.params[k] for k in dag.params.keys()}
         params.update(case.get("params") or {})
         context = {"params": params, "ti": TaskInstance(case.get("xcom"))}

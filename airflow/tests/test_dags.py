@@ -1,8 +1,13 @@
-"""The salesd DAGs in real Airflow: they load (Airflow 3.x and 2.10), the
-monitor passes against a healthy daemon and fails, with an alert, when the
-daemon is down or its heartbeat is stale, and the rerun DAG makes the daemon
-run.  Sensor timeouts are shortened through the SALESD_* variables the DAGs
-read at parse time."""
+"""The salesd DAGs in real Airflow, every test on both lines (3.3.2 and
+2.10.5): they load, the monitor passes against a healthy daemon and fails,
+with an alert, when the daemon is down, its heartbeat is stale or its audit
+found drift, and the rerun DAG makes the daemon run.  Sensor timeouts are
+shortened through the SALESD_* variables the DAGs read at parse time.
+
+The `airflow dags test` scenarios are test classes: each class sets up one
+daemon (class-scoped fixtures) and its tests run against it once per line
+(the `airflow` fixture is parametrized), so a scenario's set-up is paid once,
+not once per line."""
 
 import datetime
 import json
@@ -12,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import AIRFLOW210_VENV, AIRFLOW_VENV, DAGS, _base_env, venv_python
+from conftest import AIRFLOW_LINES, DAGS, _base_env, venv_python
 
 PROBES = DAGS.parent / "tests"
 
@@ -41,12 +46,18 @@ def _probe(venv, script, tmp_path, stdin=None, marker=None):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("venv", [AIRFLOW_VENV, AIRFLOW210_VENV], ids=["airflow-3", "airflow-2.10"])
-def test_dagbag_loads_both_dags(venv, tmp_path):
+LINES = list(AIRFLOW_LINES)
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_dagbag_loads_both_dags(line, tmp_path):
+    venv, version_prefix = AIRFLOW_LINES[line]
     bag = _probe(venv, "dagbag_probe.py", tmp_path, marker="DAGBAG_PROBE ")
-    expected_major = "3" if venv == AIRFLOW_VENV else "2"
-    assert bag["airflow_version"].startswith(expected_major + ".")
+    assert bag["airflow_version"].startswith(version_prefix)
     assert bag["import_errors"] == {}
+    # No deprecated import (or anything else) on this line: Airflow 3 warns
+    # about airflow.decorators, airflow.models.dag, ...
+    assert bag["dag_warnings"] == []
     assert sorted(bag["dags"]) == ["salesd_monitor", "salesd_rerun"]
     # Only the two DAG files are parsed (.airflowignore keeps the helper
     # module out), each well under the 2 s budget.
@@ -73,16 +84,22 @@ def test_dagbag_loads_both_dags(venv, tmp_path):
 
     rerun = bag["dags"]["salesd_rerun"]
     assert rerun["schedule_kind"] == "NullTimetable"  # manual only
+    assert sorted(rerun["tasks"]) == ["request_run", "wait_for_run"]
+    # The Python step is a TaskFlow task; the wait stays an HttpSensor.
+    assert rerun["tasks"]["request_run"]["operator_name"] == "@task"
+    assert rerun["tasks"]["request_run"]["python_callable"] == "request_run"
     assert rerun["tasks"]["request_run"]["downstream"] == ["wait_for_run"]
+    assert rerun["tasks"]["request_run"]["has_failure_callback"]
     assert rerun["tasks"]["wait_for_run"]["http_sensor"]
     assert rerun["tasks"]["wait_for_run"]["mode"] == "reschedule"
     assert rerun["tasks"]["wait_for_run"]["http_conn_id"] == "clickhouse_http"
 
 
-def test_bad_timeout_setting_is_an_import_error(tmp_path):
+@pytest.mark.parametrize("line", LINES)
+def test_bad_timeout_setting_is_an_import_error(line, tmp_path):
     env = {**_base_env(tmp_path), "SALESD_MONITOR_TIMEOUT": "ten minutes"}
     res = subprocess.run(
-        [str(venv_python(AIRFLOW_VENV)), str(PROBES / "dagbag_probe.py"), str(DAGS)],
+        [str(venv_python(AIRFLOW_LINES[line][0])), str(PROBES / "dagbag_probe.py"), str(DAGS)],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert res.returncode == 0, res.stderr[-3000:]
@@ -167,11 +184,12 @@ CHECK_CASES = [
 ]
 
 
-def test_check_functions(tmp_path):
+@pytest.mark.parametrize("line", LINES)
+def test_check_functions(line, tmp_path):
     cases = [
         {"dag": c[1], "check": c[2], "status": c[3], "body": c[4], "params": c[5], "xcom": c[6]} for c in CHECK_CASES
     ]
-    results = _probe(AIRFLOW_VENV, "checks_probe.py", tmp_path, stdin=json.dumps(cases), marker="CHECKS_PROBE ")
+    results = _probe(AIRFLOW_LINES[line][0], "checks_probe.py", tmp_path, stdin=json.dumps(cases), marker="CHECKS_PROBE ")
     failures = []
     for case, got in zip(CHECK_CASES, results):
         name, verdict, fragment = case[0], case[7], case[8]
@@ -196,137 +214,183 @@ def _connect(airflow, ch_db, port, token=None):
     )
 
 
-def test_monitor_succeeds_against_healthy_daemon(daemon, ch18_db, airflow, webhook):
-    d = daemon()
-    _connect(airflow, ch18_db, d.port)
-    airflow.connection("salesd_alert_webhook", host=webhook.url)
-    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database})
-    assert run.returncode == 0, run.tail()
-    assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "success", "stats_fresh": "success"}
-    assert "salesd alert" not in run.output
-    assert webhook.posts == []
-    print(f"salesd_monitor, healthy: {run.seconds:.1f}s")
+def _http_runs(ch_db):
+    return ch_db.rows("SELECT run_id, status FROM salesd_runs WHERE trigger = 'http' ORDER BY started_at, run_id")
 
 
-def test_monitor_alerts_when_daemon_is_down(daemon, ch18_db, airflow, webhook):
-    d = daemon()
-    assert d.stop() == 0
-    _connect(airflow, ch18_db, d.port)
+def _monitor(airflow, ch_db, daemon, webhook, env=None, **params):
+    _connect(airflow, ch_db, daemon.port)
     airflow.connection("salesd_alert_webhook", host=webhook.url)
-    t0 = time.monotonic()
-    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
-    assert run.returncode == 1, run.tail()
-    # Only the daemon check fails: the heartbeat and today's row were written
-    # moments ago by the daemon before it stopped.
-    assert run.states == {"daemon_healthy": "failed", "heartbeat_fresh": "success", "stats_fresh": "success"}, run.tail()
-    # A refused connection is "not yet": the sensor poked until its timeout.
-    assert run.output.count("daemon_healthy: not yet:") >= 2, run.tail()
-    assert "connection refused" in run.output
-    assert time.monotonic() - t0 >= 3
-    assert "salesd alert: task 'daemon_healthy' of DAG 'salesd_monitor' failed" in run.output
-    assert "Sensor has timed out" in run.output
-    assert "alert posted to connection 'salesd_alert_webhook' (HTTP 200)" in run.output
+    run = airflow.dags_test("salesd_monitor", conf={"database": ch_db.database, **params}, env=env)
+    print(f"{airflow.line.name} ({airflow.version}): salesd_monitor {run!r}")
+    return run
+
+
+def _assert_alerted(run, webhook, task_id, dag_id, *fragments):
+    """The failure of task_id was logged and posted to the webhook, once,
+    and the text names the cause (fragments)."""
+    prefix = f"salesd alert: task '{task_id}' of DAG '{dag_id}' failed"
+    assert prefix in run.output, run.tail()
+    assert "alert posted to connection 'salesd_alert_webhook' (HTTP 200)" in run.output, run.tail()
     texts = webhook.texts()
     assert len(texts) == 1, texts
-    assert texts[0].startswith("salesd alert: task 'daemon_healthy' of DAG 'salesd_monitor' failed")
-    assert "connection refused" in texts[0]
+    assert texts[0].startswith(prefix), texts
+    for fragment in fragments:
+        assert fragment in texts[0], texts
     path, content_type, _ = webhook.posts[0]
     assert path == "/services/T000/B000/secretpath" and content_type == "application/json"
     # The webhook's URL is a secret too: never logged.
     assert "secretpath" not in run.output
-    print(f"salesd_monitor, daemon down: {run.seconds:.1f}s")
 
 
-def test_monitor_alerts_on_stale_heartbeat(daemon, ch18_db, airflow, webhook):
-    # The daemon writes a heartbeat at start and after runs; with an hour
-    # between heartbeats the newest one ages while the daemon stays healthy.
-    d = daemon(heartbeat_interval="1h")
-    _connect(airflow, ch18_db, d.port)
-    airflow.connection("salesd_alert_webhook", host=webhook.url)
-    time.sleep(2)
-    run = airflow.dags_test(
-        "salesd_monitor", conf={"database": ch18_db.database, "heartbeat_max_age_seconds": 1}, env=FAST
-    )
-    assert run.returncode == 1, run.tail()
-    assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "failed", "stats_fresh": "success"}, run.tail()
-    assert "heartbeat_fresh: not yet: newest heartbeat" in run.output
-    assert "salesd alert: task 'heartbeat_fresh' of DAG 'salesd_monitor' failed" in run.output
-    print(f"salesd_monitor, stale heartbeat: {run.seconds:.1f}s")
-    texts = webhook.texts()
-    assert len(texts) == 1 and "heartbeat_fresh" in texts[0] and "allowed: 1 s" in texts[0], texts
+class TestHealthyDaemon:
+    """One healthy daemon: the monitor passes, the rerun DAG makes it run,
+    and a wrong token is refused."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def healthy(cls, class_daemon):
+        return class_daemon()
+
+    def test_monitor_succeeds(self, healthy, class_ch18_db, airflow, webhook):
+        run = _monitor(airflow, class_ch18_db, healthy, webhook)
+        assert run.returncode == 0, run.tail()
+        assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "success", "stats_fresh": "success"}
+        assert "salesd alert" not in run.output
+        assert webhook.posts == []
+
+    def test_rerun_makes_the_daemon_run(self, healthy, class_ch18_db, airflow, webhook):
+        before = _http_runs(class_ch18_db)
+        _connect(airflow, class_ch18_db, healthy.port, token=healthy.token)
+        airflow.connection("salesd_alert_webhook", host=webhook.url)
+        run = airflow.dags_test(
+            "salesd_rerun",
+            conf={"database": class_ch18_db.database},
+            env={"SALESD_RERUN_POKE_INTERVAL": "1", "SALESD_RERUN_TIMEOUT": "60"},
+        )
+        print(f"{airflow.line.name} ({airflow.version}): salesd_rerun {run!r}")
+        assert run.returncode == 0, run.tail()
+        assert run.states == {"request_run": "success", "wait_for_run": "success"}
+        assert "salesd queued a run (HTTP 202)" in run.output, run.tail()
+        # Exactly one new run with trigger http, successful, in ClickHouse
+        # and in the daemon's own log.
+        new = [r for r in _http_runs(class_ch18_db) if r not in before]
+        assert len(new) == 1 and new[0][1] == "success", (before, new)
+        assert f"run {new[0][0]} (trigger http): success" in healthy.proc.stderr
+        assert healthy.token not in run.output
+        assert webhook.posts == []
+
+    def test_rerun_with_wrong_token_fails_at_once(self, healthy, class_ch18_db, airflow):
+        before = _http_runs(class_ch18_db)
+        _connect(airflow, class_ch18_db, healthy.port, token="not-the-token")
+        run = airflow.dags_test("salesd_rerun", conf={"database": class_ch18_db.database})
+        assert run.returncode == 1, run.tail()
+        assert run.states.get("request_run") == "failed", run.states
+        assert run.states.get("wait_for_run") in ("upstream_failed", None), run.states
+        assert "salesd refused POST /run with HTTP 40" in run.output
+        assert "not-the-token" not in run.output and healthy.token not in run.output
+        assert _http_runs(class_ch18_db) == before
+        # The alert still fires without a webhook connection: the log line.
+        assert "salesd alert: task 'request_run' of DAG 'salesd_rerun' failed" in run.output
+        assert "no connection 'salesd_alert_webhook': alert not sent to a webhook" in run.output
 
 
-def test_monitor_fails_on_an_audit_mismatch(daemon, pg_db, ch18_db, airflow, webhook):
-    # A day with sales three days back, outside what every run recomputes
-    # (overlap 0s, reconcile_days 0), inside the audit's window.
-    pg_db.execute(
-        "INSERT INTO orders (order_id, customer_id, status, order_date, updated_at)"
-        " VALUES (1, 1, 'completed', now() - interval '3 days', now() - interval '1 hour')"
-    )
-    pg_db.execute(
-        "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price, updated_at)"
-        " VALUES (1, 1, 1, 1, 5.00, 1.00, now() - interval '1 hour')"
-    )
-    d = daemon(overlap="0s", reconcile_days=0, **{"audit.days_per_run": 10, "audit.window": "10d"})
-    day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)).date().isoformat()
-    deadline = time.monotonic() + 30
-    while (d.healthz()[1].get("last_run") or {}).get("status") != "success":  # the start-up run wrote the day
-        assert time.monotonic() < deadline, d.proc.stderr[-3000:]
-        time.sleep(0.1)
-    ch18_db.query(
-        "INSERT INTO daily_sales_stats SELECT date, total_orders + 1, total_items_sold, total_revenue, total_cost, "
-        f"total_profit, average_order_value, computed_at, version + 1 FROM daily_sales_stats FINAL WHERE date = '{day}'"
-    )
-    d.proc.send_signal(signal.SIGUSR1)
-    deadline = time.monotonic() + 30
-    while d.healthz()[1]["audit"]["mismatches"] < 1:
-        assert time.monotonic() < deadline, d.proc.stderr[-3000:]
-        time.sleep(0.1)
-    _connect(airflow, ch18_db, d.port)
-    airflow.connection("salesd_alert_webhook", host=webhook.url)
-    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
-    assert run.returncode == 1, run.tail()
-    assert run.states["daemon_healthy"] == "failed", run.tail()
-    assert f"day {day} differs from the source in total_orders" in run.output, run.tail()
-    texts = webhook.texts()
-    assert len(texts) == 1 and "daemon_healthy" in texts[0] and "audit" in texts[0], texts
-    # the next DAG run has seen this mismatch already: it passes
-    run = airflow.dags_test("salesd_monitor", conf={"database": ch18_db.database}, env=FAST)
-    assert run.returncode == 0, run.tail()
-    assert len(webhook.texts()) == 1
+class TestDaemonStopped:
+    """The daemon ran once, then stopped: its heartbeat and today's row are
+    fresh, but /healthz refuses connections."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def stopped(cls, class_daemon):
+        d = class_daemon()
+        assert d.stop() == 0
+        return d
+
+    def test_monitor_alerts(self, stopped, class_ch18_db, airflow, webhook):
+        run = _monitor(airflow, class_ch18_db, stopped, webhook, env=FAST)
+        assert run.returncode == 1, run.tail()
+        assert run.states == {"daemon_healthy": "failed", "heartbeat_fresh": "success", "stats_fresh": "success"}, run.tail()
+        # A refused connection is "not yet": the sensor poked until its timeout.
+        assert run.output.count("daemon_healthy: not yet:") >= 2, run.tail()
+        assert "connection refused" in run.output
+        assert "Sensor has timed out" in run.output
+        _assert_alerted(run, webhook, "daemon_healthy", "salesd_monitor", "connection refused")
 
 
-def _http_runs(ch_db):
-    return ch_db.rows("SELECT run_id, status FROM salesd_runs WHERE trigger = 'http' ORDER BY started_at")
+def _wait_heartbeat_age(ch_db, seconds, timeout=30):
+    """Until the newest heartbeat is at least `seconds` old by ClickHouse's clock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        age = int(ch_db.query("SELECT toUInt32(now()) - toUInt32(max(ts)) FROM salesd_heartbeat").strip())
+        if age >= seconds:
+            return age
+        assert time.monotonic() < deadline, f"heartbeat still {age} s old"
+        time.sleep(0.2)
 
 
-def test_rerun_makes_the_daemon_run(daemon, ch18_db, airflow):
-    d = daemon()
-    assert _http_runs(ch18_db) == []
-    _connect(airflow, ch18_db, d.port, token=d.token)
-    run = airflow.dags_test(
-        "salesd_rerun",
-        conf={"database": ch18_db.database},
-        env={"SALESD_RERUN_POKE_INTERVAL": "1", "SALESD_RERUN_TIMEOUT": "60"},
-    )
-    assert run.returncode == 0, run.tail()
-    assert run.states == {"request_run": "success", "wait_for_run": "success"}
-    runs = _http_runs(ch18_db)
-    assert len(runs) == 1 and runs[0][1] == "success", runs
-    assert d.token not in run.output
-    print(f"salesd_rerun: {run.seconds:.1f}s")
+class TestStaleHeartbeat:
+    """A healthy daemon that writes a heartbeat only once an hour: with a
+    max age of 1 s the heartbeat is stale while everything else is fine."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def quiet(cls, class_daemon):
+        # The daemon writes a heartbeat at start and after runs; with an
+        # hour between heartbeats the newest one ages.
+        return class_daemon(heartbeat_interval="1h")
+
+    def test_monitor_alerts(self, quiet, class_ch18_db, airflow, webhook):
+        _wait_heartbeat_age(class_ch18_db, 2)
+        run = _monitor(airflow, class_ch18_db, quiet, webhook, env=FAST, heartbeat_max_age_seconds=1)
+        assert run.returncode == 1, run.tail()
+        assert run.states == {"daemon_healthy": "success", "heartbeat_fresh": "failed", "stats_fresh": "success"}, run.tail()
+        assert "heartbeat_fresh: not yet: newest heartbeat" in run.output
+        _assert_alerted(run, webhook, "heartbeat_fresh", "salesd_monitor", "newest heartbeat", "allowed: 1 s")
 
 
-def test_rerun_with_wrong_token_fails_at_once(daemon, ch18_db, airflow):
-    d = daemon()
-    _connect(airflow, ch18_db, d.port, token="not-the-token")
-    run = airflow.dags_test("salesd_rerun", conf={"database": ch18_db.database})
-    assert run.returncode == 1, run.tail()
-    assert run.states.get("request_run") == "failed", run.states
-    assert run.states.get("wait_for_run") in ("upstream_failed", None), run.states
-    assert "salesd refused POST /run with HTTP 40" in run.output
-    assert "not-the-token" not in run.output and d.token not in run.output
-    assert _http_runs(ch18_db) == []
-    # The alert still fires without a webhook connection: the log line.
-    assert "salesd alert: task 'request_run' of DAG 'salesd_rerun' failed" in run.output
-    assert "no connection 'salesd_alert_webhook': alert not sent to a webhook" in run.output
+class TestAuditMismatch:
+    """The daemon's continuous audit found a stored day that differs from
+    Postgres: the first DAG run of each Airflow fails and alerts, the next
+    one (which has seen the mismatch) passes."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def drifted(cls, class_daemon, class_pg_db, class_ch18_db):
+        # A day with sales three days back, outside what every run recomputes
+        # (overlap 0s, reconcile_days 0), inside the audit's window.
+        class_pg_db.execute(
+            "INSERT INTO orders (order_id, customer_id, status, order_date, updated_at)"
+            " VALUES (1, 1, 'completed', now() - interval '3 days', now() - interval '1 hour')"
+        )
+        class_pg_db.execute(
+            "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price, updated_at)"
+            " VALUES (1, 1, 1, 1, 5.00, 1.00, now() - interval '1 hour')"
+        )
+        d = class_daemon(overlap="0s", reconcile_days=0, **{"audit.days_per_run": 10, "audit.window": "10d"})
+        day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)).date().isoformat()
+        deadline = time.monotonic() + 30
+        while (d.healthz()[1].get("last_run") or {}).get("status") != "success":  # the start-up run wrote the day
+            assert time.monotonic() < deadline, d.proc.stderr[-3000:]
+            time.sleep(0.1)
+        class_ch18_db.query(
+            "INSERT INTO daily_sales_stats SELECT date, total_orders + 1, total_items_sold, total_revenue, total_cost, "
+            f"total_profit, average_order_value, computed_at, version + 1 FROM daily_sales_stats FINAL WHERE date = '{day}'"
+        )
+        d.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while d.healthz()[1]["audit"]["mismatches"] < 1:
+            assert time.monotonic() < deadline, d.proc.stderr[-3000:]
+            time.sleep(0.1)
+        return d, day
+
+    def test_monitor_fails_once(self, drifted, class_ch18_db, airflow, webhook):
+        d, day = drifted
+        run = _monitor(airflow, class_ch18_db, d, webhook, env=FAST)
+        assert run.returncode == 1, run.tail()
+        assert run.states == {"daemon_healthy": "failed", "heartbeat_fresh": "success", "stats_fresh": "success"}, run.tail()
+        assert f"day {day} differs from the source in total_orders" in run.output, run.tail()
+        _assert_alerted(run, webhook, "daemon_healthy", "salesd_monitor", "audit", f"day {day}")
+        # The next DAG run has seen this mismatch already: it passes.
+        run = _monitor(airflow, class_ch18_db, d, webhook, env=FAST)
+        assert run.returncode == 0, run.tail()
+        assert len(webhook.texts()) == 1

@@ -1,6 +1,8 @@
 -- salesd: daily sales metrics (SPEC §3).  One row per recomputed day whose
 -- metrics changed; the newest version wins.  Read with FINAL or through the
 -- daily_sales_stats_latest view.
+-- With clickhouse.cluster, salesd sends it ON CLUSTER with the Replicated form
+-- of this engine under clickhouse.zookeeper_path (SPEC §9, lib/schema.c).
 CREATE TABLE IF NOT EXISTS daily_sales_stats (
     date                Date,
     total_orders        UInt32,

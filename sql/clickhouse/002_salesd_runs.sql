@@ -1,4 +1,6 @@
 -- salesd: one row per run, skipped runs included.
+-- With clickhouse.cluster, salesd sends it ON CLUSTER with the Replicated form
+-- of this engine under clickhouse.zookeeper_path (SPEC §9, lib/schema.c).
 CREATE TABLE IF NOT EXISTS salesd_runs (
     run_id          String,
     instance        String,

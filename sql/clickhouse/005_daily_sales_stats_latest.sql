@@ -1,4 +1,6 @@
 -- salesd: the metrics as analysts should read them, one row per day.
+-- With clickhouse.cluster, salesd sends it ON CLUSTER, its table qualified
+-- with the database (SPEC §9, lib/schema.c).
 CREATE VIEW IF NOT EXISTS daily_sales_stats_latest AS
 SELECT
     date,

@@ -63,6 +63,10 @@ PEER = Path(__file__).resolve().parent / "bench_peer.py"
 PROFILES = {
     "small": dict(days=30, per_day=10_000, scale_base=None, scale_hist=(300, "shop_hist"),
                   reps=5, first_reps=3, freshness=True),
+    # large orders a day without the large profile's 3 GiB: the per-day
+    # aggregate at 100,000 orders a day, history scaling 2 vs 10 days
+    "medium": dict(days=10, per_day=100_000, scale_base=(2, "shop_base"), scale_hist=None,
+                   reps=5, first_reps=2, freshness=False),
     "large": dict(days=60, per_day=100_000, scale_base=(6, "shop_base"), scale_hist=None,
                   reps=5, first_reps=2, freshness=False),
 }
@@ -129,6 +133,18 @@ SHAPES = {
         "              FROM orders o JOIN order_items i ON i.order_id = o.order_id"
         "             WHERE {cond} GROUP BY 1) AS b ON b.d = a.d"
     ),
+    # per day: its orders counted with their first and last order_id, then
+    # the orders and items of that id range joined (ids grow with dates)
+    "ranges": (
+        "SELECT a.d, a.n, coalesce(b.q, 0) AS q, coalesce(b.r, 0) AS r, coalesce(b.c, 0) AS c"
+        " FROM (SELECT (o.order_date AT TIME ZONE 'UTC')::date AS d, count(*) AS n, min(o.order_id) AS lo,"
+        "              max(o.order_id) AS hi FROM orders o WHERE {cond} GROUP BY 1) AS a"
+        " CROSS JOIN LATERAL (SELECT sum(i.quantity) AS q, sum(i.price * i.quantity) AS r,"
+        "                            sum(i.cost_price * i.quantity) AS c"
+        "              FROM orders o JOIN order_items i ON i.order_id = o.order_id"
+        "             WHERE o.order_id BETWEEN a.lo AND a.hi AND i.order_id BETWEEN a.lo AND a.hi"
+        "               AND (o.order_date AT TIME ZONE 'UTC')::date = a.d AND {cond}) AS b"
+    ),
 }
 # Index nested loop (one order_items probe per order): the best plan for a
 # few days, hopeless for the whole history (millions of probes), so it is a
@@ -140,9 +156,13 @@ CANDIDATES = [
     ("per-order", SETTINGS_TUNED),
     ("split", SETTINGS_TUNED),
 ]
+# Merge join of each day's order_id range: the LATERAL's generic estimates
+# would pick a probe per order or a hash join of the range
+SETTINGS_MERGE = dict(SETTINGS_TUNED, enable_hashjoin="off", enable_nestloop="off")
 CANDIDATES_FEW_DAYS = CANDIDATES + [
     ("join", SETTINGS_NESTLOOP),
     ("split", SETTINGS_NESTLOOP),
+    ("ranges", SETTINGS_MERGE),
 ]
 
 
@@ -279,8 +299,8 @@ class Shop:
         """Today's total_items_sold + 1 (a committed UPDATE)."""
         self.conn.execute("UPDATE order_items SET quantity = quantity + 1 WHERE order_item_id = %s", (self.item_id,))
 
-    def salesd(self, *args: str, cfg: Path | None = None) -> dict:
-        return timed([self.b.binary, "-c", str(cfg or self.cfg), *args])
+    def salesd(self, *args: str, cfg: Path | None = None, binary: str | None = None) -> dict:
+        return timed([binary or self.b.binary, "-c", str(cfg or self.cfg), *args])
 
     def floor(self, shape: str, settings: dict, lo, hi) -> float:
         """psql | curl: the whole pipeline's wall time."""
@@ -473,7 +493,8 @@ class Bench:
         time.sleep(3)
         idle = self.proc_status(daemon.pid)
 
-        R = {k: [] for k in ("floor", "once", "sigusr1", "peer", "floor_base", "once_base", "floor_hist", "once_hist")}
+        R = {k: [] for k in ("floor", "once", "sigusr1", "peer", "floor_base", "once_base", "floor_hist", "once_hist",
+                             "once_cmp")}
         once_rss, peer_rss = [], []
         peer_env = clean_env({"PGPASSWORD": self.pg.password, "CH_PASSWORD": self.ch.password})
         peer_cmd = [a.peer_python, str(PEER), "--dsn", self.pg.conninfo("shop", user=self.pg.role),
@@ -489,6 +510,9 @@ class Bench:
             m = main.salesd("once")
             R["once"].append(m["wall"])
             once_rss.append(m["rss_kib"])
+            if a.compare:
+                main.bump()
+                R["once_cmp"].append(main.salesd("once", binary=str(Path(a.compare).resolve()))["wall"])
             want = main.source_items() + 1
             main.bump()
             R["sigusr1"].append(self.signal_to_visible(daemon, main, poll, want))
@@ -536,6 +560,8 @@ class Bench:
             ["floor e2e: psql + curl insert, 2 days", ms(R["floor"]), mn(R["floor"]), "",
              f"{floors['days'][0]} [{pgoptions(floors['days'][1])}]"],
             ["salesd once, 2 days", ms(R["once"]), mn(R["once"]), f"{max(once_rss) / 1024:.1f}", "watermark present"],
+            *([["salesd once, 2 days, --compare binary", ms(R["once_cmp"]), mn(R["once_cmp"]), "", a.compare]]
+              if a.compare else []),
             ["SIGUSR1 -> visible in FINAL", ms(R["sigusr1"]), mn(R["sigusr1"]), f"{end.get('VmHWM', 0) / 1024:.1f}",
              "running daemon; peak = its VmHWM"],
             ["peer (psycopg2 + Decimal, today)", ms(R["peer"]), mn(R["peer"]), f"{max(peer_rss) / 1024:.1f}",
@@ -554,7 +580,7 @@ class Bench:
         self.out(f"runs (ms; median and min of {n}, first runs of {P['first_reps']}; peak RSS MiB)")
         self.out(table(["measurement", "median", "min", "peak RSS", "notes"], rows, right={1, 2, 3}))
 
-        big = a.profile == "large"
+        big = a.profile != "small"
 
         def ratios(f):
             """The ratio from medians and from minimums."""
@@ -571,6 +597,9 @@ class Bench:
         f2 = lambda r: (f"{r[0]:.2f}", f"{r[1]:.2f}")  # noqa: E731
         goals = [
             ["salesd once / floor e2e", *f2(r_once), "<= 1.10"],
+            *([["--compare binary's once / floor e2e", *f2(ratios(lambda g: g(R["once_cmp"]) / g(R["floor"]))), ""],
+               ["salesd once / --compare binary's once", *f2(ratios(lambda g: g(R["once"]) / g(R["once_cmp"]))), ""]]
+              if a.compare else []),
             [f"history scaling ({hist.loaded.days} d / {base.loaded.days} d): salesd {s_salesd[0]:.2f}, "
              f"floor {s_floor[0]:.2f}; salesd / floor", *f2(r_scale), "<= 1.10"],
             ["SIGUSR1 -> visible / once", *f2(r_sig), "<= 1.10"],
@@ -699,6 +728,8 @@ def main() -> int:
     ap.add_argument("--peer-python", default=sys.executable,
                     help="the Python that runs the peer (needs psycopg2; default: this one)")
     ap.add_argument("--no-freshness", action="store_true")
+    ap.add_argument("--compare", default=None, metavar="SALESD",
+                    help="another salesd binary whose `once` joins the interleaved rounds (A/B of two builds)")
     ap.add_argument("--out", default=None, help="default build/bench-<profile>.txt")
     a = ap.parse_args()
     if a.reps is None:

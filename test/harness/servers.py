@@ -895,3 +895,220 @@ class ChdbServer(_ClickHouseBase):
 
 
 BACKENDS = {ClickHouseServer.backend: ClickHouseServer, ChdbServer.backend: ChdbServer}
+
+
+# --------------------------------------------------------------------------
+# A replicated ClickHouse cluster: ZooKeeper and two 18.16 replicas
+# --------------------------------------------------------------------------
+
+ZOOKEEPER_JARS = Path("/usr/share/java")
+ZOOKEEPER_CONF = Path("/etc/zookeeper/conf")
+
+
+class ZooKeeperServer(_Server):
+    """Debian's ZooKeeper 3.8 in the foreground (QuorumPeerMain with a
+    standalone zoo.cfg), on a free loopback port.  Ready once it answers
+    `ruok` with `imok` (four-letter words, probed with a plain socket)."""
+
+    name = "zookeeper"
+
+    def __init__(self):
+        super().__init__()
+        self.port = None
+
+    @property
+    def log_path(self):
+        return self.tmpdir / "zookeeper.log"
+
+    def _prepare(self):
+        (self.tmpdir / "data").mkdir()
+        self.port = free_port()
+        (self.tmpdir / "zoo.cfg").write_text(
+            "tickTime=2000\n"
+            f"dataDir={self.tmpdir / 'data'}\n"
+            f"clientPort={self.port}\n"
+            "clientPortAddress=127.0.0.1\n"
+            "admin.enableServer=false\n"
+            "4lw.commands.whitelist=ruok,stat\n"
+            # ClickHouse asks for a 10 s session: allow it
+            "minSessionTimeout=4000\n"
+            "maxSessionTimeout=60000\n"
+        )
+
+    def _launch(self):
+        classpath = ":".join(str(p) for p in sorted(ZOOKEEPER_JARS.glob("*.jar"))) + f":{ZOOKEEPER_CONF}"
+        self.proc = spawn(
+            [
+                "java", "-Xmx256m", "-cp", classpath, f"-Dzookeeper.log.dir={self.tmpdir}",
+                "-Dzookeeper.root.logger=WARN,CONSOLE",
+                "org.apache.zookeeper.server.quorum.QuorumPeerMain", self.tmpdir / "zoo.cfg",
+            ],
+            self.log_path,
+            deathsig=signal.SIGKILL,
+            cwd=self.tmpdir,
+        )
+        deadline = time.monotonic() + 60
+        while self.four_letter("ruok") != "imok":
+            self._check_alive("zookeeper", self.log_path)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"zookeeper did not answer ruok within 60s\n{_tail(self.log_path)}")
+            time.sleep(0.05)
+
+    def four_letter(self, word):
+        """The answer to a four-letter command, or None when unreachable."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                sock.sendall(word.encode())
+                chunks = []
+                while True:
+                    data = sock.recv(4096)
+                    if not data:
+                        break
+                    chunks.append(data)
+                return b"".join(chunks).decode(errors="replace")
+        except OSError:
+            return None
+
+
+class ClickHouseReplica(ClickHouseServer):
+    """One 18.16 replica of the cluster: ClickHouseServer's config plus
+    <zookeeper>, <macros>, <remote_servers> and <distributed_ddl>.  Its
+    ports are chosen by the cluster before any replica starts (each one's
+    <remote_servers> names all of them) and kept across restarts."""
+
+    def __init__(self, cluster, index, **kw):
+        super().__init__(**kw)
+        self.cluster = cluster
+        self.index = index
+        self.name = f"clickhouse-r{index + 1}"
+        self.replica_name = f"r{index + 1}"
+        self.http_port, self.tcp_port, self.interserver_port = cluster.ports[index]
+
+    def _prepare(self):
+        for sub in ("log", "data"):
+            (self.tmpdir / sub).mkdir()
+        self._write_config()
+        tree = ET.parse(self.tmpdir / "config.xml")
+        root = tree.getroot()
+        ET.SubElement(root, "interserver_http_port").text = str(self.interserver_port)
+        ET.SubElement(root, "interserver_http_host").text = "127.0.0.1"
+        zk = ET.SubElement(root, "zookeeper")
+        node = ET.SubElement(zk, "node")
+        ET.SubElement(node, "host").text = "127.0.0.1"
+        ET.SubElement(node, "port").text = str(self.cluster.zookeeper.port)
+        ET.SubElement(zk, "session_timeout_ms").text = str(self.cluster.session_timeout_ms)
+        macros = ET.SubElement(root, "macros")
+        ET.SubElement(macros, "shard").text = "01"
+        ET.SubElement(macros, "replica").text = self.replica_name
+        shard = ET.SubElement(ET.SubElement(ET.SubElement(root, "remote_servers"), self.cluster.name), "shard")
+        ET.SubElement(shard, "internal_replication").text = "true"
+        for _, tcp, _ in self.cluster.ports:
+            rep = ET.SubElement(shard, "replica")
+            ET.SubElement(rep, "host").text = "127.0.0.1"
+            ET.SubElement(rep, "port").text = str(tcp)
+        ET.SubElement(ET.SubElement(root, "distributed_ddl"), "path").text = self.cluster.ddl_path
+        tree.write(self.tmpdir / "config.xml", encoding="utf-8", xml_declaration=True)
+
+    def kill(self):
+        """SIGKILL: no clean stop, so ZooKeeper keeps the replica's session
+        (and counts it alive) until the session times out."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+
+    def readonly_tables(self):
+        """Replicated tables of this replica that cannot take writes now."""
+        return int(self.query("SELECT count() FROM system.replicas WHERE is_readonly OR is_session_expired").strip())
+
+    def inactive_tables(self, since):
+        """Replicated tables of this replica whose `is_active` node in
+        ZooKeeper is older than `since` (Unix seconds), or missing: after a
+        kill -9 and restart the old session's node stays until that session
+        expires, and until then the replica does not replicate (18.16 logs
+        "appears to be already active" and retries; measured: it does take
+        inserts meanwhile)."""
+        paths = [row.split("\t")[0] for row in self.query("SELECT replica_path FROM system.replicas").split("\n") if row]
+        stale = 0
+        for path in paths:
+            lit = "'" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            fresh = self.query(
+                f"SELECT count() FROM system.zookeeper WHERE path = {lit} AND name = 'is_active' "
+                f"AND toUnixTimestamp(ctime) >= {int(since)}"
+            ).strip()
+            stale += fresh != "1"
+        return stale
+
+
+class ClickHouseCluster:
+    """ZooKeeper and two ClickHouse 18.16 replicas of one shard, cluster
+    `sales` in <remote_servers>: SPEC §9's test bed.  Started once per
+    pytest session (conftest.py's `ch_cluster`); tests use a database of
+    their own, so their tables' ZooKeeper paths never meet."""
+
+    name = "sales"
+    ddl_path = "/clickhouse/task_queue/ddl"
+    session_timeout_ms = 10000
+
+    def __init__(self, replicas=2, user="salesd", password=None):
+        self.user = user
+        self.password = password or "ch-" + secrets.token_hex(12)
+        self.n = replicas
+        self.zookeeper = ZooKeeperServer()
+        self.replicas = []
+        self.ports = []
+        self.start_seconds = None
+        self.phase_seconds = {}
+
+    def start(self):
+        t0 = time.monotonic()
+        self.zookeeper.start()
+        self.phase_seconds["zookeeper"] = time.monotonic() - t0
+        self.ports = [(free_port(), free_port(), free_port()) for _ in range(self.n)]
+        self.replicas = [
+            ClickHouseReplica(self, i, user=self.user, password=self.password) for i in range(self.n)
+        ]
+        t1 = time.monotonic()
+        for r in self.replicas:
+            r.start(attempts=1)
+        self.phase_seconds["replicas"] = time.monotonic() - t1
+        self.start_seconds = time.monotonic() - t0
+        return self
+
+    def stop(self):
+        errors = []
+        for server in self.replicas + [self.zookeeper]:
+            try:
+                server.stop()
+            except Exception as exc:  # stop the others anyway
+                errors.append(f"{server!r}: {exc}")
+        if errors:
+            raise RuntimeError("stopping the cluster failed: " + "; ".join(errors))
+
+    @property
+    def urls(self):
+        return [r.url for r in self.replicas]
+
+    def wait_writable(self, index, timeout=90):
+        """Polls until replica `index` answers, none of its replicated
+        tables is read-only and, after a restart, every one of them is
+        active again in ZooKeeper (after a kill -9: once its old session
+        expired, 10-20 s with the 10 s session timeout); returns the seconds
+        it took."""
+        replica = self.replicas[index]
+        since = getattr(replica, "restarted_at", None)
+        t0 = time.monotonic()
+
+        def writable():
+            try:
+                return replica.readonly_tables() == 0 and (since is None or replica.inactive_tables(since) == 0)
+            except (OSError, ClickHouseError, urllib.error.URLError):
+                return False
+
+        wait_until(writable, timeout=timeout, interval=0.2, what=f"{replica.name} to become writable")
+        return time.monotonic() - t0
+
+    def restart(self, index):
+        """Starts a stopped or killed replica again on its ports and data;
+        returns once it answers /ping (it may still be read-only)."""
+        replica = self.replicas[index]
+        replica.restarted_at = time.time()
+        replica._launch()

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness.servers import (  # noqa: E402
     BACKENDS,
     REPO,
+    ClickHouseCluster,
     ClickHouseServer,
     PostgresPrimary,
     PostgresServer,
@@ -47,6 +48,8 @@ class _ServerPool:
         if server is None:
             if kind == "postgres":
                 server = PostgresServer()
+            elif kind == "cluster":
+                server = ClickHouseCluster()
             elif kind == "postgres-primary":
                 server = PostgresPrimary()
             elif kind == "postgres-standby":
@@ -226,6 +229,40 @@ def ch18_db(_server_pool, request):
     yield from _ch_db(_server_pool.get(ClickHouseServer.backend), request)
 
 
+class ClusterDb(ChDb):
+    """A fresh database on every replica of the session's ClickHouse
+    cluster (SPEC §9).  salesd gets every replica's URL (`url` is the list)
+    and the cluster's name (plus `salesd_settings`, more clickhouse.* keys
+    for the configs Salesd writes); `query`/`rows` read replica
+    `read_from` (the second by default: what salesd writes through the
+    first must arrive there); `on[i]` is a ChDb of replica i."""
+
+    def __init__(self, cluster, database, read_from=1):
+        super().__init__(cluster.replicas[read_from], database)
+        self.cluster = cluster
+        self.url = cluster.urls
+        self.salesd_settings = {"cluster": cluster.name}
+        self.on = [ChDb(r, database) for r in cluster.replicas]
+
+
+@pytest.fixture(scope="session")
+def ch_cluster(_server_pool):
+    """ZooKeeper and two ClickHouse 18.16 replicas, started once per
+    session on first use.  A test that kills or stops a replica brings it
+    back (writable) before it ends."""
+    return _server_pool.get("cluster")
+
+
+@pytest.fixture
+def cluster_db(ch_cluster, request):
+    name = _db_name(request)
+    ch_cluster.replicas[0].query(f"CREATE DATABASE IF NOT EXISTS `{name}` ON CLUSTER `{ch_cluster.name}`")
+    yield ClusterDb(ch_cluster, name)
+    for replica in ch_cluster.replicas:
+        if replica.running:
+            replica.drop_database(name)
+
+
 class PrivateServers:
     """Servers of a test's own, for tests that stop, restart or freeze a
     server (outages, timeouts) and so must not use the shared ones."""
@@ -388,6 +425,7 @@ class Salesd:
                 "timeout": "5s",
                 "retries": 1,
             }
+            cfg["clickhouse"].update(getattr(ch_db, "salesd_settings", {}))
         for key, value in list((overrides or {}).items()) + list(kw.items()):
             _set_path(cfg, key, value)
         path = self.tmp_path / filename

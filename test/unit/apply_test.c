@@ -12,7 +12,9 @@
 #include <cmocka.h>
 
 #include "apply.h"
+#include "buf.h"
 #include "fake_sink.h"
+#include "macro.h"
 
 #define RUN_VERSION 1000
 
@@ -151,6 +153,61 @@ static void test_no_insert_without_the_lock(void **state) {
         free(f);
 }
 
+/* A stored version no source clock produces (2^64-1: version + 1 would wrap
+ * to 0) is corruption: that day is named with the version and the remedy,
+ * never written nor counted; the other days are written (issue 11 item 5). */
+static void test_version_beyond_the_clock_is_corruption(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats d[3] = { day_stats(100, 1, 310), day_stats(101, 1, 50), day_stats(102, 1, 70) };
+        store_text(f, "1970-04-11\t9\t9\t9.00\t0.00\t9.00\t1.00\t18446744073709551615");
+        /* a day ahead of the run's clock is another run's newer snapshot: it stands, quietly */
+        f->days[f->n_days] = (StoredDay){ .stats = day_stats(102, 5, 1), .version = RUN_VERSION + 86400000000 };
+        f->n_days++;
+        unsigned written;
+        char err[256] = "";
+        _cleanup_(buf_free) Buf faults = { 0 };
+        ApplyOptions o = { .run_version = RUN_VERSION, .retries = 1, .run_id = "r1", .faults = &faults };
+        assert_int_equal(apply_days(&f->base, d, 3, &o, &written, err, sizeof(err)), 0);
+        assert_int_equal(written, 1);
+        uint64_t v[4];
+        assert_int_equal(versions_of(f, 101, v, 4), 1);
+        assert_int_equal(versions_of(f, 100, v, 4), 1); /* only the corrupt row */
+        assert_int_equal(versions_of(f, 102, v, 4), 1); /* only the newer one */
+        assert_non_null(faults.data);
+        assert_non_null(strstr(faults.data, "day 1970-04-11"));
+        assert_non_null(strstr(faults.data, "18446744073709551615"));
+        assert_non_null(strstr(
+                faults.data,
+                "ALTER TABLE daily_sales_stats DELETE WHERE date = '1970-04-11' AND version = 18446744073709551615"));
+        assert_null(strstr(faults.data, "1970-04-13"));
+        free(f);
+}
+
+/* 250 months in one run (a long backfill): current ClickHouse refuses an
+ * INSERT block over more than 100 partitions (months): three blocks. */
+static void test_many_months_go_in_blocks(void **state) {
+        (void)state;
+        FakeSink *f = fake_sink_new();
+        DayStats *d = calloc(500, sizeof(DayStats));
+        assert_non_null(d);
+        for (size_t i = 0; i < 500; i++)
+                d[i] = day_stats((Day)(i / 2 * 31), 1, 100); /* two days per month */
+        for (size_t i = 1; i < 500; i += 2)
+                d[i].day += 1;
+        unsigned written;
+        assert_int_equal(apply(f, d, 500, 0, &written), 0);
+        assert_int_equal(written, 500);
+        assert_int_equal(f->inserts, 3);
+        assert_int_equal(f->n_days, 500);
+        /* again: everything is read back equal, nothing written */
+        assert_int_equal(apply(f, d, 500, 0, &written), 0);
+        assert_int_equal(written, 0);
+        assert_int_equal(f->inserts, 3);
+        free(d);
+        free(f);
+}
+
 static void test_ambiguous_failure_that_landed_is_not_resent(void **state) {
         (void)state;
         FakeSink *f = fake_sink_new();
@@ -229,6 +286,8 @@ int main(void) {
                 cmocka_unit_test(test_version_greater_than_stored),
                 cmocka_unit_test(test_each_attempt_takes_a_greater_version),
                 cmocka_unit_test(test_no_insert_without_the_lock),
+                cmocka_unit_test(test_version_beyond_the_clock_is_corruption),
+                cmocka_unit_test(test_many_months_go_in_blocks),
                 cmocka_unit_test(test_ambiguous_failure_that_landed_is_not_resent),
                 cmocka_unit_test(test_ambiguous_failure_that_did_not_land_is_resent),
                 cmocka_unit_test(test_retries_are_bounded_and_rejections_final),

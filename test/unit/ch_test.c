@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -200,11 +204,154 @@ static void test_find_exception(void **state) {
         }
 }
 
+/* The server's exception code: from the header, else from the text. */
+static void test_exception_code(void **state) {
+        (void)state;
+        static const struct {
+                long status;
+                const char *header, *body;
+                int code;
+        } cases[] = {
+                { 500, NULL,
+                  "Code: 242, e.displayText() = DB::Exception: Table is in readonly mode, e.what() = DB::Exception\n",
+                  242 },
+                { 500, "285", "whatever", 285 },
+                { 500, NULL,
+                  "Code: 285, e.displayText() = DB::Exception: Number of alive replicas (1) is less than requested "
+                  "quorum (2), e.what() = DB::Exception\n",
+                  285 },
+                { 200, NULL, ROWS EXC18, 395 },
+                { 503, NULL, "Service Unavailable", 0 },
+                { 200, NULL, ROWS, 0 },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                ChExchange x = { .http_status = cases[i].status,
+                                 .exception_code = cases[i].header,
+                                 .body = cases[i].body,
+                                 .body_len = strlen(cases[i].body) };
+                if (ch_exception_code(&x) != cases[i].code)
+                        fail_msg("case %zu: got %d, want %d", i, ch_exception_code(&x), cases[i].code);
+        }
+}
+
+/* Which failures move requests to the next URL (SPEC §9), and which of
+ * those may resend the same request at once. */
+static void test_failover_classes(void **state) {
+        (void)state;
+        static const struct {
+                int error, code;
+                bool failover, refused;
+        } cases[] = {
+                { -ECONNREFUSED, 0, true, true }, /* nothing sent */
+                { -ETIMEDOUT, 0, true, false },   /* outcome unknown: the caller's rules decide */
+                { -ECONNRESET, 0, true, false },  /* the same */
+                { -EIO, 242, true, true },        /* read-only replica: refused before writing */
+                { -EIO, 225, true, false },       /* no ZooKeeper */
+                { -EIO, 999, true, false },       /* ZooKeeper session lost */
+                { -EIO, 0, true, false },         /* a gateway's 502/503 */
+                { -EIO, 285, false, false },      /* quorum: every replica answers the same */
+                { -EIO, 286, false, false },      { -EIO, 241, false, false }, /* memory limit of this query */
+                { -EINVAL, 62, false, false },                                 /* the query's own fault */
+                { -EPROTO, 0, false, false },                                  /* TLS, URL */
+                { -ECANCELED, 0, false, false },  { -ENOMEM, 0, false, false },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                if (ch_error_failover(cases[i].error, cases[i].code) != cases[i].failover ||
+                    ch_error_refused(cases[i].error, cases[i].code) != cases[i].refused)
+                        fail_msg("case %zu (%d, code %d)", i, cases[i].error, cases[i].code);
+        }
+        assert_int_equal(ch_endpoint_next(0, 3), 1);
+        assert_int_equal(ch_endpoint_next(2, 3), 0);
+        assert_int_equal(ch_endpoint_next(0, 1), 0);
+}
+
+/* Two URLs that refuse connections: the request tries each once (list
+ * order), fails as unreachable naming the last one tried, and the current
+ * endpoint comes back round; a pinned client never moves it. */
+static void test_failover_refused(void **state) {
+        (void)state;
+        char *urls[] = { "http://127.0.0.1:1", "http://127.0.0.1:2/", NULL };
+        ClickHouseConfig cfg = {
+                .url = urls, .database = "default", .user = "default", .timeout = 2 * USEC_PER_SEC, .retries = 0
+        };
+        ChClient *c = NULL;
+        char err[1024];
+        ch_endpoint_reset();
+        assert_string_equal(ch_endpoint_current(&cfg), "http://127.0.0.1:1");
+        assert_int_equal(ch_client_new(&cfg, &c, err, sizeof(err)), 0);
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:1");
+        assert_int_equal(ch_query(c, "SELECT 1", NULL, 0, NULL, err, sizeof(err)), -ECONNREFUSED);
+        assert_non_null(strstr(err, "clickhouse http://127.0.0.1:2: query 'SELECT 1' failed"));
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:1");
+        ch_client_free(c);
+
+        assert_int_equal(ch_client_new_pinned(&cfg, 1, &c, err, sizeof(err)), 0);
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:2");
+        assert_int_equal(ch_query(c, "SELECT 1", NULL, 0, NULL, err, sizeof(err)), -ECONNREFUSED);
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:2");
+        assert_string_equal(ch_endpoint_current(&cfg), "http://127.0.0.1:1");
+        ch_client_free(c);
+        assert_int_equal(ch_client_new_pinned(&cfg, 2, &c, err, sizeof(err)), -EINVAL);
+}
+
+/* A loopback port that takes connections (the kernel's backlog) and never
+ * answers: a request to it times out after it was sent. */
+static int silent_listener(int *ret_port) {
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof(a);
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(listen(fd, 8), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+        *ret_port = ntohs(a.sin_port);
+        return fd;
+}
+
+/* A timeout moves the current endpoint to the next URL (once: the outcome
+ * is unknown, the caller decides about a retry); a client made before the
+ * list was replaced (ch_endpoint_reset()) cannot move the new list's. */
+static void test_failover_after_timeout(void **state) {
+        (void)state;
+        int port, fd = silent_listener(&port);
+        char silent[64], err[1024];
+        snprintf(silent, sizeof(silent), "http://127.0.0.1:%d", port);
+        char *urls[] = { silent, "http://127.0.0.1:1", NULL };
+        ClickHouseConfig cfg = {
+                .url = urls, .database = "default", .user = "default", .timeout = 300 * USEC_PER_MSEC, .retries = 0
+        };
+        ChClient *c = NULL;
+
+        ch_endpoint_reset();
+        assert_int_equal(ch_client_new(&cfg, &c, err, sizeof(err)), 0);
+        assert_int_equal(ch_query(c, "SELECT 1", NULL, CH_NO_RETRY, NULL, err, sizeof(err)), -ETIMEDOUT);
+        assert_non_null(strstr(err, silent));
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:1");
+        assert_string_equal(ch_endpoint_current(&cfg), "http://127.0.0.1:1");
+        ch_client_free(c);
+
+        ch_endpoint_reset();
+        assert_string_equal(ch_endpoint_current(&cfg), silent);
+        assert_int_equal(ch_client_new(&cfg, &c, err, sizeof(err)), 0);
+        ch_endpoint_reset(); /* a reload replaced the list while c was in use */
+        assert_int_equal(ch_query(c, "SELECT 1", NULL, CH_NO_RETRY, NULL, err, sizeof(err)), -ETIMEDOUT);
+        assert_string_equal(ch_client_url(c), "http://127.0.0.1:1");
+        assert_string_equal(ch_endpoint_current(&cfg), silent);
+        ch_client_free(c);
+        close(fd);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_exc25_length),   cmocka_unit_test(test_classify),
-                cmocka_unit_test(test_curl_detail),    cmocka_unit_test(test_retryable),
+                cmocka_unit_test(test_exc25_length),
+                cmocka_unit_test(test_classify),
+                cmocka_unit_test(test_curl_detail),
+                cmocka_unit_test(test_retryable),
                 cmocka_unit_test(test_find_exception),
+                cmocka_unit_test(test_exception_code),
+                cmocka_unit_test(test_failover_classes),
+                cmocka_unit_test(test_failover_refused),
+                cmocka_unit_test(test_failover_after_timeout),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -769,6 +769,64 @@ static void test_prev_erange(void **state) {
         }
 }
 
+/* /healthz and /metrics call cron_prev() twice per request on the loop; a
+ * sparse schedule ("* * * 1-6 *" in December) once cost ~200,000 cron_next()
+ * steps there (issue 11 item 13).  Its cost is counted in search steps, not
+ * timed: the issue's case takes a handful, and the worst schedules (slots
+ * years apart, or none) at most one step per month and day of the nine
+ * calendar years searched, for the search and the cron_next() that confirms
+ * it. */
+#define SEARCH_YEARS 8 /* cron.c's CRON_SEARCH_YEARS */
+#define STEP_BOUND   (2 * (SEARCH_YEARS + 1) * (12 + 366))
+
+static unsigned long prev_steps(const CronExpr *e, time_t before, time_t *ret) {
+        unsigned long s = cron_search_steps();
+        int r = cron_prev(e, before, ret);
+        assert_true(r == 0 || r == -ERANGE);
+        return cron_search_steps() - s;
+}
+
+static void test_prev_steps(void **state) {
+        static const char *const sparse[] = { "* * * 1-6 *",       "0 0 29 2 *", "0 0 30 2 *",        "59 23 31 12 *",
+                                              "0 0 31 4,6,9,11 *", "0 0 1 1 *",  "* * 30-31 2 *",     "0 0 13 2 5",
+                                              "0 0 31 * *",        "0 12 * 2 0", "*/7 */5 */3 */2 *", "30 2 * * *" };
+        static const char *const zones[] = { "UTC", "Europe/Berlin", "Pacific/Apia", "Australia/Lord_Howe" };
+        char a[64];
+        (void)state;
+
+        set_tz("Europe/Berlin");
+        CronExpr *e = parse_ok("* * * 1-6 *");
+        time_t got = 0;
+        unsigned long steps = prev_steps(e, rfc3339("2024-12-15T12:00:00Z"), &got);
+        assert_string_equal(fmt_utc(got, a, sizeof(a)), "2024-06-30T21:59:00Z");
+        if (steps > 10)
+                fail_msg("'* * * 1-6 *' in December: cron_prev took %lu steps, want at most 10", steps);
+        /* the counter sees work: walking one day of its slots with
+         * cron_next(), as the old /healthz did, takes a step per slot */
+        unsigned long s0 = cron_search_steps();
+        for (time_t t = rfc3339("2024-06-01T00:00:00Z"), n; t < rfc3339("2024-06-02T00:00:00Z"); t = n)
+                assert_int_equal(cron_next(e, t, &n), 0);
+        assert_true(cron_search_steps() - s0 >= 1440);
+        cron_free(e);
+
+        for (size_t z = 0; z < sizeof(zones) / sizeof(zones[0]); z++) {
+                set_tz(zones[z]);
+                for (size_t i = 0; i < sizeof(sparse) / sizeof(sparse[0]); i++) {
+                        e = parse_ok(sparse[i]);
+                        unsigned long worst = 0;
+                        for (time_t t = rfc3339("2023-01-01T00:00:00Z"); t < rfc3339("2029-01-01T00:00:00Z");
+                             t += 86400 * 5 + 3607) {
+                                steps = prev_steps(e, t, &got);
+                                worst = steps > worst ? steps : worst;
+                        }
+                        if (worst > STEP_BOUND)
+                                fail_msg("[%s] '%s': cron_prev took %lu steps, want at most %d", zones[z], sparse[i],
+                                         worst, STEP_BOUND);
+                        cron_free(e);
+                }
+        }
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse_valid),        cmocka_unit_test(test_parse_invalid),
@@ -776,7 +834,7 @@ int main(void) {
                 cmocka_unit_test(test_next_chain),         cmocka_unit_test(test_next_vs_reference),
                 cmocka_unit_test(test_next_erange),        cmocka_unit_test(test_prev_table),
                 cmocka_unit_test(test_prev_vs_reference),  cmocka_unit_test(test_prev_vs_next_random),
-                cmocka_unit_test(test_prev_erange),
+                cmocka_unit_test(test_prev_erange),        cmocka_unit_test(test_prev_steps),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

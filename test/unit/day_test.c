@@ -87,6 +87,16 @@ static void test_month_and_weekday(void **state) {
                                          m == 12 ? day_from_civil(y + 1, 1, 1) : day_from_civil(y, m + 1, 1));
 }
 
+/* The days every supported ClickHouse stores and prints back. */
+static void test_storable(void **state) {
+        (void)state;
+        char buf[DAY_STRLEN];
+        assert_string_equal(day_format(DAY_STORABLE_FIRST, buf), "1970-01-01");
+        assert_string_equal(day_format(DAY_STORABLE_LAST, buf), "2105-12-31");
+        assert_true(day_storable(DAY_STORABLE_FIRST) && day_storable(DAY_STORABLE_LAST));
+        assert_false(day_storable(DAY_STORABLE_FIRST - 1) || day_storable(DAY_STORABLE_LAST + 1));
+}
+
 static void test_sort_unique(void **state) {
         (void)state;
         Day days[] = { 5, 3, 5, -1, 3, 9, 0 };
@@ -101,7 +111,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_known),       cmocka_unit_test(test_bad),
                 cmocka_unit_test(test_round_trip),  cmocka_unit_test(test_month_and_weekday),
-                cmocka_unit_test(test_sort_unique),
+                cmocka_unit_test(test_sort_unique), cmocka_unit_test(test_storable),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

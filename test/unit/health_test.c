@@ -582,6 +582,29 @@ static void test_metrics_escaping(void **state) {
         free(s);
 }
 
+/* The current ClickHouse endpoint (SPEC §9): an object in /healthz, an
+ * info gauge in /metrics with the label escaped; empty when unknown. */
+static void test_clickhouse_endpoint(void **state) {
+        Health h = new_health();
+        int status = 0;
+        (void)state;
+
+        char *m = health_render_metrics(&h, NULL, T0, PERIOD);
+        assert_has_line(m, "salesd_clickhouse_endpoint_info{url=\"\"} 1");
+        free(m);
+        h.clickhouse_endpoint = "http://ch2.example:8123/a\"b";
+        m = health_render_metrics(&h, NULL, T0, PERIOD);
+        assert_has_line(m, "# TYPE salesd_clickhouse_endpoint_info gauge");
+        assert_has_line(m, "salesd_clickhouse_endpoint_info{url=\"http://ch2.example:8123/a\\\"b\"} 1");
+        free(m);
+        char *s = health_render_json(&h, T0, PERIOD, &status);
+        json_t *j = parse(s);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "clickhouse"), "endpoint")),
+                            "http://ch2.example:8123/a\"b");
+        json_decref(j);
+        free(s);
+}
+
 /* The continuous audit (SPEC §10): counters in /metrics, the "audit"
  * object of /healthz with its last mismatch. */
 static void test_audit(void **state) {
@@ -644,6 +667,7 @@ int main(void) {
                 cmocka_unit_test(test_metrics_stage_durations),
                 cmocka_unit_test(test_metrics_health_state),
                 cmocka_unit_test(test_metrics_escaping),
+                cmocka_unit_test(test_clickhouse_endpoint),
                 cmocka_unit_test(test_audit),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,6 +56,24 @@ static void test_range(void **state) {
         assert_non_null(strstr(err, "total_revenue 10000000000000.00"));
         assert_non_null(strstr(err, "Decimal(15, 2)"));
 
+        /* the largest sums money_parse accepts, of opposite signs: the
+         * profit is exact; beyond them it saturates, and fails the range
+         * check instead of overflowing (issue 11 item 14, UBSan) */
+        s = stats(20782, 1, 1, MONEY_MAX, MONEY_MIN);
+        assert_true(s.total_profit == (Money)(((unsigned __int128)1 << 127) - 2));
+        s = stats(20782, 1, 1, (Money)((unsigned __int128)1 << 126), -(Money)((unsigned __int128)1 << 126));
+        assert_true(s.total_profit == MONEY_MAX);
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_revenue"));
+        s.total_revenue = 0;
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_cost"));
+        s.total_cost = 0;
+        assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
+        assert_non_null(strstr(err, "total_profit 850705917302346158658436518579420528.63"));
+        s = stats(20782, 1, 1, -(Money)((unsigned __int128)1 << 126) - 1, (Money)((unsigned __int128)1 << 126));
+        assert_true(s.total_profit == MONEY_MIN);
+
         /* revenue and cost fit but their difference does not */
         s = stats(20782, 1, 1, 999999999999999, -999999999999999);
         assert_int_equal(metrics_check_range(&s, err, sizeof(err)), -ERANGE);
@@ -76,7 +94,7 @@ static void test_plan_writes(void **state) {
                 { stats(13, 1, 1, 999, 0), 5000 }, { stats(99, 1, 1, 1, 1), 1 }, /* a day not computed */
         };
         uint64_t versions[4];
-        size_t n = metrics_plan_writes(computed, 4, stored, 5, 1000, 1000, versions);
+        size_t n = metrics_plan_writes(computed, 4, stored, 5, 1000, 1000, versions, NULL);
         assert_int_equal(n, 2);
         assert_true(versions[0] == 0);
         assert_true(versions[1] == 1000);
@@ -84,25 +102,41 @@ static void test_plan_writes(void **state) {
         assert_true(versions[3] == 0); /* never overwritten with older numbers */
 
         /* a second attempt of the same run takes a greater version than the first */
-        assert_int_equal(metrics_plan_writes(computed, 4, stored, 5, 1000, 1002, versions), 2);
+        assert_int_equal(metrics_plan_writes(computed, 4, stored, 5, 1000, 1002, versions, NULL), 2);
         assert_true(versions[1] == 1002 && versions[2] == 1002);
         /* and stays above a stored row of the run's own snapshot time */
         StoredDay same_time[] = { { stats(11, 2, 2, 400, 100), 1002 } };
-        assert_int_equal(metrics_plan_writes(&computed[1], 1, same_time, 1, 1002, 1002, versions), 1);
+        assert_int_equal(metrics_plan_writes(&computed[1], 1, same_time, 1, 1002, 1002, versions, NULL), 1);
         assert_true(versions[0] == 1003);
 
         /* a second plan against what the first wrote writes nothing */
         StoredDay after[] = {
                 { computed[0], 50 }, { computed[1], 1000 }, { computed[2], 1000 }, { stats(13, 1, 1, 999, 0), 5000 }
         };
-        assert_int_equal(metrics_plan_writes(computed, 4, after, 4, 1000, 1001, versions), 0);
+        assert_int_equal(metrics_plan_writes(computed, 4, after, 4, 1000, 1001, versions, NULL), 0);
         for (size_t i = 0; i < 4; i++)
                 assert_true(versions[i] == 0);
 
         /* nothing stored at all: everything is written at the run version */
-        assert_int_equal(metrics_plan_writes(computed, 4, NULL, 0, 7, 7, versions), 4);
+        assert_int_equal(metrics_plan_writes(computed, 4, NULL, 0, 7, 7, versions, NULL), 4);
         for (size_t i = 0; i < 4; i++)
                 assert_true(versions[i] == 7);
+
+        /* a version beyond the source clock is corruption, reported (the
+         * largest one: version + 1 would wrap to 0); up to a day ahead is a
+         * newer snapshot, which stands */
+        uint64_t corrupt[4];
+        StoredDay broken[] = {
+                { stats(10, 9, 9, 9, 9), UINT64_MAX },
+                { stats(11, 9, 9, 9, 9), 1000 + METRICS_VERSION_AHEAD_MAX + 1 },
+                { stats(12, 9, 9, 9, 9), 1000 + METRICS_VERSION_AHEAD_MAX },
+                { computed[3], UINT64_MAX }, /* even with equal values: no change could ever replace it */
+        };
+        assert_int_equal(metrics_plan_writes(computed, 4, broken, 4, 1000, 1000, versions, corrupt), 0);
+        assert_true(corrupt[0] == UINT64_MAX && corrupt[1] == 1000 + METRICS_VERSION_AHEAD_MAX + 1);
+        assert_true(corrupt[2] == 0 && corrupt[3] == UINT64_MAX);
+        for (size_t i = 0; i < 4; i++)
+                assert_true(versions[i] == 0);
 }
 
 int main(void) {

@@ -105,6 +105,42 @@ static void test_fits(void **state) {
         assert_true(money_fits_decimal(0, 15));
 }
 
+/* The edges of the 128-bit range (issue 11 item 14, found by UBSan): parsing
+ * stops at MONEY_MAX so a difference of two parsed sums cannot overflow;
+ * money_sub saturates; formatting and dividing the most negative __int128
+ * are defined. */
+#define INT128_MIN_ ((Money)((unsigned __int128)1 << 127))
+#define INT128_MAX_ ((Money)(((unsigned __int128)1 << 127) - 1))
+
+static void test_extremes(void **state) {
+        (void)state;
+        char buf[MONEY_STRLEN];
+        Money m = 42;
+        /* MONEY_MAX = 2^126 - 1 hundredths */
+        assert_int_equal(money_parse("850705917302346158658436518579420528.63", &m), 0);
+        assert_true(m == MONEY_MAX);
+        assert_int_equal(money_parse("-850705917302346158658436518579420528.63", &m), 0);
+        assert_true(m == MONEY_MIN);
+        m = 42;
+        assert_int_equal(money_parse("850705917302346158658436518579420528.64", &m), -ERANGE);
+        assert_int_equal(money_parse("-850705917302346158658436518579420528.99", &m), -ERANGE);
+        assert_true(m == 42);
+
+        assert_true(money_sub(MONEY_MAX, MONEY_MIN) == INT128_MAX_ - 1); /* exact */
+        assert_true(money_sub(MONEY_MIN, MONEY_MAX) == INT128_MIN_ + 2);
+        assert_true(money_sub(INT128_MAX_, INT128_MIN_) == MONEY_MAX);
+        assert_true(money_sub(INT128_MIN_, 1) == MONEY_MIN);
+        assert_true(money_sub(M(500), M(-250)) == M(750));
+        assert_true(money_sub(M(-500), M(250)) == M(-750));
+
+        assert_string_equal(money_format(INT128_MIN_, buf, sizeof(buf)), "-1701411834604692317316873037158841057.28");
+        assert_string_equal(money_format(INT128_MAX_, buf, sizeof(buf)), "1701411834604692317316873037158841057.27");
+        assert_true(money_div_round(INT128_MIN_, 2) == (Money)((unsigned __int128)0 - ((unsigned __int128)1 << 126)));
+        assert_true(money_div_round(MONEY_MIN, UINT64_MAX) == -money_div_round(MONEY_MAX, UINT64_MAX));
+        assert_true(money_fits_decimal(INT128_MIN_ + 1, 39));
+        assert_false(money_fits_decimal(INT128_MIN_ + 1, 38));
+}
+
 static void test_format_truncates_safely(void **state) {
         (void)state;
         char small[5];
@@ -114,11 +150,9 @@ static void test_format_truncates_safely(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_parse_format),
-                cmocka_unit_test(test_bad),
-                cmocka_unit_test(test_div_round),
-                cmocka_unit_test(test_fits),
-                cmocka_unit_test(test_format_truncates_safely),
+                cmocka_unit_test(test_parse_format), cmocka_unit_test(test_bad),
+                cmocka_unit_test(test_div_round),    cmocka_unit_test(test_fits),
+                cmocka_unit_test(test_extremes),     cmocka_unit_test(test_format_truncates_safely),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

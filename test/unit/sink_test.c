@@ -44,6 +44,19 @@ static void test_small_timestamps_are_padded(void **state) {
         buf_free(&b);
 }
 
+/* 18.16 prints day 0 as 0000-00-00: it is 1970-01-01, the first storable day. */
+static void test_parse_day_zero(void **state) {
+        (void)state;
+        char err[200];
+        StoredDay d;
+        char row[] = "0000-00-00\t1\t1\t1.00\t0.50\t0.50\t1.00\t7";
+        assert_int_equal(sink_parse_day(row, &d, err, sizeof(err)), 0);
+        assert_int_equal(d.stats.day, 0);
+        char text[] = "1970-01-01\t1\t1\t1.00\t0.50\t0.50\t1.00\t7";
+        assert_int_equal(sink_parse_day(text, &d, err, sizeof(err)), 0);
+        assert_int_equal(d.stats.day, 0);
+}
+
 static void test_parse_day_errors(void **state) {
         (void)state;
         char err[200];
@@ -85,9 +98,8 @@ static void test_run_row(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_day_round_trip),
-                cmocka_unit_test(test_small_timestamps_are_padded),
-                cmocka_unit_test(test_parse_day_errors),
+                cmocka_unit_test(test_day_round_trip), cmocka_unit_test(test_small_timestamps_are_padded),
+                cmocka_unit_test(test_parse_day_zero), cmocka_unit_test(test_parse_day_errors),
                 cmocka_unit_test(test_run_row),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

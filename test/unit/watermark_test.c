@@ -102,6 +102,16 @@ static void test_next(void **state) {
                 { "", "", "2026-11-25T06:00:00.000000Z", NULL },
                 /* microsecond resolution */
                 { "2026-11-25T07:00:00.000000Z", "2026-11-25T07:00:00.000001Z", "", "2026-11-25T07:00:00.000001Z" },
+                /* never a watermark that cannot be read back (issue 11 item 4; the
+                 * source caps the newest change at its clock, this is the last
+                 * line): year 10000 (to_char's 5-digit year), before 1970, BC
+                 * (to_char prints no era) do not advance it */
+                { "", "10000-01-01T00:00:00.000000Z", "2026-11-25T06:00:00.000000Z", NULL },
+                { "", "10000-01-01T00:00:00.000000Z", "", NULL },
+                { "2026-11-25T06:00:00.000000Z", "10000-01-01T00:00:00.000000Z", "", NULL },
+                { "", "0044-03-15T12:00:00.000000Z", "2026-11-25T06:00:00.000000Z", NULL },
+                { "", "1850-03-15T12:00:00.000000Z", "2026-11-25T06:00:00.000000Z", NULL },
+                { "", "infinity", "2026-11-25T06:00:00.000000Z", NULL },
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char next[WATERMARK_STRLEN] = "untouched";
