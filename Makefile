@@ -21,7 +21,7 @@ CONFIG_SRCS := lib/config.c lib/config_keys.c lib/config_value.c lib/config_chec
                lib/config_yaml.c lib/config_print.c lib/secret.c lib/listen.c
 LIB_SRCS := lib/log.c lib/buf.c lib/text.c lib/detached.c lib/duration.c $(CONFIG_SRCS) lib/cron.c lib/day.c lib/money.c \
             lib/metrics.c lib/tsv.c lib/pg.c lib/ch.c lib/ch_error.c lib/schema.c lib/watermark.c lib/sink.c lib/apply.c \
-            lib/backlog.c lib/run_control.c lib/run.c lib/verify.c lib/health.c
+            lib/backlog.c lib/run_control.c lib/run.c lib/verify.c lib/health.c lib/lsn.c
 DAEMON_SRCS := daemon/main.c daemon/manager.c daemon/job.c daemon/http.c daemon/listener.c daemon/procstat.c
 GEN_SRCS := $(BUILD)/gen/schema_sql.c
 SQL_CH := sql/clickhouse/001_daily_sales_stats.sql sql/clickhouse/002_salesd_runs.sql \
@@ -38,7 +38,7 @@ SAN_OBJS := $(patsubst %.c,$(BUILD)/san/%.o,$(LIB_SRCS) $(DAEMON_SRCS)) $(BUILD)
 
 # Unit tests: each links only the module under test and what it needs.
 UNIT_TESTS := duration config cron day money metrics tsv watermark health http listen text ch sink apply backlog verify \
-              schema
+              schema lsn
 unit_duration_DEPS := lib/duration.c
 unit_config_DEPS := $(CONFIG_SRCS) lib/config_doc.c lib/duration.c lib/log.c lib/cron.c lib/day.c lib/text.c lib/buf.c
 unit_cron_DEPS := lib/cron.c lib/day.c
@@ -58,7 +58,9 @@ SINK_DEPS := lib/sink.c lib/ch.c lib/ch_error.c lib/metrics.c lib/money.c lib/da
 unit_sink_DEPS := $(SINK_DEPS)
 unit_apply_DEPS := lib/apply.c $(SINK_DEPS)
 unit_backlog_DEPS := lib/backlog.c $(SINK_DEPS)
-unit_verify_DEPS := lib/verify.c lib/run_control.c lib/pg.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c lib/cron.c
+unit_verify_DEPS := lib/verify.c lib/run_control.c lib/pg.c lib/lsn.c lib/detached.c $(SINK_DEPS) $(CONFIG_SRCS) lib/duration.c \
+                    lib/cron.c
+unit_lsn_DEPS := lib/lsn.c
 UNIT_BINS := $(patsubst %,$(BUILD)/test/%_test,$(UNIT_TESTS))
 
 VENV := $(BUILD)/venv

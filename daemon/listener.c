@@ -39,7 +39,8 @@ typedef struct Attempt {
         atomic_uint refs;
         int efd; /* the thread's "done", watched by the loop */
         PgConnParams params;
-        PGconn *conn; /* the result; the loop takes it */
+        PgConnParams primary; /* postgres.primary_conninfo; conninfo NULL when not set */
+        PGconn *conn;         /* the result; the loop takes it */
 } Attempt;
 
 struct Listener {
@@ -65,15 +66,29 @@ static void attempt_unref(Attempt *a) {
         if (a->conn)
                 PQfinish(a->conn);
         pg_conn_params_done(&a->params);
+        pg_conn_params_done(&a->primary);
         if (a->efd >= 0)
                 close(a->efd);
         free(a);
+}
+
+/* Whether conn's server is a hot standby, which cannot LISTEN. */
+static bool is_standby(PGconn *conn) {
+        PGresult *res = PQexec(conn, "SELECT pg_is_in_recovery()");
+        bool standby = PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        return standby;
 }
 
 static void *attempt_thread(void *arg) {
         Attempt *a = arg;
         uint64_t one = 1;
         a->conn = PQconnectdbParams(a->params.keys, a->params.values, 1);
+        /* SPEC §9: notifications are sent on the primary, the runs' rule decides which server that is */
+        if (a->primary.conninfo && a->conn && PQstatus(a->conn) == CONNECTION_OK && is_standby(a->conn)) {
+                PQfinish(a->conn);
+                a->conn = PQconnectdbParams(a->primary.keys, a->primary.values, 1);
+        }
         if (write(a->efd, &one, sizeof(one)) < 0)
                 abort(); /* an eventfd write cannot fail unless the counter overflows */
         attempt_unref(a);
@@ -168,7 +183,8 @@ static void start_listening(Listener *l) {
                 listener_fail(l, "cannot watch the connection");
                 return;
         }
-        log_info("notify: listening on postgres channel '%s'", l->config->notify.channel);
+        log_info("notify: listening on postgres channel '%s' (host '%s' port %s)", l->config->notify.channel,
+                 PQhost(l->conn), PQport(l->conn));
         l->failed_logged = false;
 }
 
@@ -204,7 +220,10 @@ static int attempt_start(Listener *l) {
         a->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (a->efd < 0)
                 return -errno;
-        int r = pg_conn_params_init(&a->params, &l->config->postgres, "salesd-listen");
+        const PostgresConfig *pc = &l->config->postgres;
+        int r = pg_conn_params_init(&a->params, pc, pc->conninfo, "salesd-listen");
+        if (r == 0 && *pc->primary_conninfo)
+                r = pg_conn_params_init(&a->primary, pc, pc->primary_conninfo, "salesd-listen");
         if (r < 0)
                 return r;
         r = sd_event_add_io(l->event, &l->attempt_io, a->efd, EPOLLIN, on_attempt_done, l);

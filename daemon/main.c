@@ -107,6 +107,8 @@ static int load_config(const char *path, Config **ret) {
 static int exit_code_for(int r, bool unavailable) {
         if (r >= 0)
                 return EX_OK;
+        if (run_error_config(r))
+                return EX_CONFIG;
         return unavailable ? EX_UNAVAILABLE : 1;
 }
 
@@ -124,6 +126,8 @@ static void log_run(const RunRecord *rec, const RunOutcome *out, bool explicit_d
         if (out->guard_blind)
                 log_warning("the postgres role cannot see other sessions' transactions (grant it pg_read_all_stats); "
                             "relying on overlap alone for late commits");
+        if (out->primary_ignored)
+                log_warning("%s", RUN_PRIMARY_IGNORED_WARNING);
         if (!out->run_row_written)
                 log_warning("run %s: its salesd_runs row could not be written to clickhouse", rec->run_id);
 }

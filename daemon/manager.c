@@ -110,6 +110,7 @@ struct Manager {
         bool watchdog_disabled;
         int exit_code;
         bool guard_warned;
+        bool primary_ignored_warned;
 
         sd_event_source *schedule_timer;
         sd_event_source *heartbeat_timer;
@@ -328,6 +329,11 @@ static void log_run_result(Manager *m, const RunRecord *rec, const RunOutcome *o
                 log_warning("the postgres role cannot see other sessions' transactions (grant it pg_read_all_stats); "
                             "relying on overlap alone for late commits");
         }
+        /* once, and again if it comes back after a run through the standby */
+        if (out->primary_ignored && !m->primary_ignored_warned)
+                log_warning("%s", RUN_PRIMARY_IGNORED_WARNING);
+        if (out->primary_ignored || rec->status == RUN_STATUS_SUCCESS)
+                m->primary_ignored_warned = out->primary_ignored;
         if (!out->run_row_written)
                 log_warning("run %s: its salesd_runs row could not be written; kept in memory (%zu pending) for the "
                             "next successful write",
@@ -420,6 +426,8 @@ static void note_clickhouse_endpoint(Manager *m) {
         snprintf(m->clickhouse_endpoint, sizeof(m->clickhouse_endpoint), "%s", now);
 }
 
+static void begin_stop(Manager *m, const char *why);
+
 static void on_run_done(Manager *m, Task *t) {
         sd_event_source_set_enabled(m->deadline_timer, SD_EVENT_OFF);
         m->health.running = false;
@@ -439,6 +447,12 @@ static void on_run_done(Manager *m, Task *t) {
         health_update_backlog(m);
         note_clickhouse_endpoint(m);
         log_run_result(m, &t->record, &t->outcome);
+        if (run_error_config(t->result) && strcmp(t->trigger, "start") == 0) {
+                /* SPEC §9: a standby without its primary at start; later runs
+                 * (a failover, a reload) fail and say why, but keep the daemon */
+                m->exit_code = EX_CONFIG; /* an operator must fix it: no restart loop */
+                begin_stop(m, "postgres.conninfo is a standby without postgres.primary_conninfo");
+        }
         audit_after_run(m, t);
         update_status(m);
         if (m->stopping) {

@@ -30,6 +30,8 @@ typedef struct PostgresConfig {
         unsigned keepalives_count;
         usec_t tcp_user_timeout;
         int64_t lock_key;
+        char *primary_conninfo; /* "" = conninfo is the primary (SPEC §9) */
+        usec_t max_replica_lag;
         char *password; /* resolved secret or NULL (libpq then uses PGPASSWORD / ~/.pgpass) */
 } PostgresConfig;
 

@@ -244,6 +244,35 @@ const KeyDef config_keys[] = {
                             "restart applies it, so two hosts never compute at once on different keys.",
         },
         {
+                .name = "postgres.primary_conninfo",
+                .type = KEY_STRING,
+                .def = "",
+                .offset = OFF(postgres.primary_conninfo),
+                .check = config_check_conninfo,
+                .mask = config_mask_conninfo,
+                .doc = "libpq connection string of the primary when postgres.conninfo is a hot standby",
+                .doc_more = "Required when `postgres.conninfo` is a streaming standby (`pg_is_in_recovery()`; "
+                            "without it `once`, `backfill`, `verify` and the daemon's start run exit 78): "
+                            "salesd then takes the advisory lock, the late-commit guard and "
+                            "`pg_current_wal_insert_lsn()` on the primary, waits until the standby has replayed "
+                            "up to that position, and aggregates on the standby. `notify.channel` listens here. "
+                            "The same password sources as `postgres.conninfo` apply; check-config shows a password "
+                            "in it as `********`. Ignored (with a warning) while `postgres.conninfo` is not a "
+                            "standby, for instance after it was promoted.",
+        },
+        {
+                .name = "postgres.max_replica_lag",
+                .type = KEY_DURATION,
+                .def = "60s",
+                .offset = OFF(postgres.max_replica_lag),
+                .min = USEC_PER_MSEC,
+                .max = USEC_PER_DAY,
+                .doc = "how long a run waits for the standby to replay the primary's WAL",
+                .doc_more = "Only with `postgres.primary_conninfo`. Past it the run fails (`once`: exit 69) "
+                            "naming both servers and how far the standby is behind; nothing is written, and the "
+                            "next run tries again.",
+        },
+        {
                 .name = "clickhouse.url",
                 .type = KEY_STRLIST,
                 .def = "http://127.0.0.1:8123",

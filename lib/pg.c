@@ -2,7 +2,11 @@
  * thread (see docs/design.md), so blocking here never stalls the event loop;
  * statement_timeout bounds every statement, TCP keepalives and
  * tcp_user_timeout a silent network, and pg_source_cancel() (on a thread of
- * its own) lets the daemon stop one. */
+ * its own) lets the daemon stop one.
+ *
+ * A PgSource has one connection, or two when postgres.conninfo is a hot
+ * standby (SPEC §9): `source` takes the snapshot, `primary` answers the
+ * lock, the guard and the WAL insert position (control()). */
 #include "pg.h"
 
 #include <assert.h>
@@ -17,6 +21,7 @@
 #include "buf.h"
 #include "detached.h"
 #include "log.h"
+#include "lsn.h"
 #include "macro.h"
 #include "text.h"
 
@@ -32,15 +37,28 @@ typedef struct CancelKey {
         char where[256];
 } CancelKey;
 
-struct PgSource {
+/* One server's connection. */
+typedef struct PgConn {
         PGconn *conn;
         CancelKey *cancel;
+        char where[256]; /* "host H port P database D", for messages */
+} PgConn;
+
+struct PgSource {
+        PgConn source;  /* postgres.conninfo: the snapshot */
+        PgConn primary; /* postgres.primary_conninfo while source is a standby; conn NULL otherwise */
+        bool primary_ignored;
+        atomic_bool cancelled;
         const Config *config;
         char *orders; /* quoted identifiers */
         char *items;
         char *tombstones; /* NULL when not configured */
-        char where[256];  /* "host H port P database D", for messages */
 };
+
+/* The server of the lock, the guard and the WAL position. */
+static PgConn *control(PgSource *s) {
+        return s->primary.conn ? &s->primary : &s->source;
+}
 
 static void cancel_key_unref(CancelKey *k) {
         if (!k || atomic_fetch_sub(&k->refs, 1) != 1)
@@ -58,7 +76,7 @@ static void *cancel_thread(void *arg) {
         return NULL;
 }
 
-int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *application_name) {
+int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *conninfo, const char *application_name) {
         /* seconds for libpq's keepalives and connect_timeout, ms for tcp_user_timeout */
         const struct {
                 const char *key;
@@ -72,7 +90,7 @@ int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *ap
         };
         size_t k = 0;
 
-        *p = (PgConnParams){ .conninfo = strdup(c->conninfo), .password = c->password ? strdup(c->password) : NULL };
+        *p = (PgConnParams){ .conninfo = strdup(conninfo), .password = c->password ? strdup(c->password) : NULL };
         if (!p->conninfo || (c->password && !p->password)) {
                 pg_conn_params_done(p);
                 return -ENOMEM;
@@ -123,15 +141,15 @@ static char *quote_table(PGconn *conn, const char *name) {
         return buf_steal(&b);
 }
 
-static int query_failed(PgSource *s, const char *what, PGresult *res, char *err, size_t errlen) {
+static int query_failed(PgConn *c, const char *what, PGresult *res, char *err, size_t errlen) {
         char msg[768];
-        const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(s->conn);
+        const char *text = res ? PQresultErrorMessage(res) : PQerrorMessage(c->conn);
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-        int r = PQstatus(s->conn) == CONNECTION_BAD ? -ECONNREFUSED : -EIO;
+        int r = PQstatus(c->conn) == CONNECTION_BAD ? -ECONNREFUSED : -EIO;
 
         if (state && strcmp(state, "57014") == 0)
                 r = -ECANCELED; /* query_canceled: our cancel or statement_timeout */
-        snprintf(err, errlen, "postgres %s: query '%s' failed: %s%s", s->where, what,
+        snprintf(err, errlen, "postgres %s: query '%s' failed: %s%s", c->where, what,
                  text_one_line(text, msg, sizeof(msg)),
                  r == -ECONNREFUSED ? " (connection lost; the next run retries)" : "");
         PQclear(res);
@@ -139,13 +157,13 @@ static int query_failed(PgSource *s, const char *what, PGresult *res, char *err,
 }
 
 /* Runs sql with text parameters; on success *ret holds a tuples result. */
-static int exec_params(PgSource *s, const char *what, const char *sql, int n, const char *const *params, PGresult **ret,
+static int exec_params(PgConn *c, const char *what, const char *sql, int n, const char *const *params, PGresult **ret,
                        char *err, size_t errlen) {
-        log_debug("postgres %s: %s", s->where, what);
-        PGresult *res = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        log_debug("postgres %s: %s", c->where, what);
+        PGresult *res = PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
         ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
         if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-                return query_failed(s, what, res, err, errlen);
+                return query_failed(c, what, res, err, errlen);
         if (ret)
                 *ret = res;
         else
@@ -157,8 +175,7 @@ static int exec_params(PgSource *s, const char *what, const char *sql, int n, co
  * server's own keepalives, user timeout and client check, so that the
  * server drops the session of a vanished salesd (and with it the advisory
  * lock) as fast as salesd gives up on the server. */
-static int set_session_bounds(PgSource *s, char *err, size_t errlen) {
-        const PostgresConfig *c = &s->config->postgres;
+static int set_session_bounds(PgConn *conn, const PostgresConfig *c, char *err, size_t errlen) {
         static const struct {
                 const char *guc;
                 int param; /* $n */
@@ -179,7 +196,7 @@ static int set_session_bounds(PgSource *s, char *err, size_t errlen) {
         snprintf(v[4], sizeof(v[4]), "%" PRIu64 "ms", c->tcp_user_timeout / USEC_PER_MSEC);
         const char *params[] = { v[0], v[1], v[2], v[3], v[4] };
         for (size_t i = 0; i < ELEMENTSOF(settings) && r == 0; i++)
-                if (PQserverVersion(s->conn) >= settings[i].since) {
+                if (PQserverVersion(conn->conn) >= settings[i].since) {
                         r = buf_printf(&sql, "%sset_config('%s', $%d, false)", i ? ", " : "SELECT ", settings[i].guc,
                                        settings[i].param);
                         n = settings[i].param > n ? settings[i].param : n;
@@ -187,51 +204,110 @@ static int set_session_bounds(PgSource *s, char *err, size_t errlen) {
         if (r < 0)
                 return r;
         assert((size_t)n <= ELEMENTSOF(params));
-        return exec_params(s, "set session timeouts", sql.data, n, params, NULL, err, errlen);
+        return exec_params(conn, "set session timeouts", sql.data, n, params, NULL, err, errlen);
 }
 
-static int connect_source(PgSource *s, char *err, size_t errlen) {
+/* Connects c to conninfo (the value of config key `key`, named in errors)
+ * and sets the session's bounds. */
+static int connect_server(PgConn *c, const PostgresConfig *pc, const char *conninfo, const char *key, char *err,
+                          size_t errlen) {
         PgConnParams p;
         char msg[768];
-        int r = pg_conn_params_init(&p, &s->config->postgres, "salesd");
+        int r = pg_conn_params_init(&p, pc, conninfo, "salesd");
         if (r < 0)
                 return r;
-        s->conn = PQconnectdbParams(p.keys, p.values, 1);
+        c->conn = PQconnectdbParams(p.keys, p.values, 1);
         pg_conn_params_done(&p);
-        if (!s->conn)
+        if (!c->conn)
                 return -ENOMEM;
-        const char *host = PQhost(s->conn), *port = PQport(s->conn), *db = PQdb(s->conn);
-        snprintf(s->where, sizeof(s->where), "host '%s' port %s database '%s'", host && *host ? host : "(default)",
+        const char *host = PQhost(c->conn), *port = PQport(c->conn), *db = PQdb(c->conn);
+        snprintf(c->where, sizeof(c->where), "host '%s' port %s database '%s'", host && *host ? host : "(default)",
                  port && *port ? port : "5432", db ? db : "");
-        if (PQstatus(s->conn) != CONNECTION_OK) {
+        if (PQstatus(c->conn) != CONNECTION_OK) {
                 snprintf(err, errlen,
-                         "cannot connect to postgres %s: %s (check postgres.conninfo, that the server is up, and the "
+                         "cannot connect to postgres %s: %s (check %s, that the server is up, and the "
                          "password in postgres.password_file, PGPASSWORD or ~/.pgpass)",
-                         s->where, text_one_line(PQerrorMessage(s->conn), msg, sizeof(msg)));
+                         c->where, text_one_line(PQerrorMessage(c->conn), msg, sizeof(msg)), key);
                 return -ECONNREFUSED;
         }
-        s->cancel = calloc(1, sizeof(*s->cancel));
-        if (!s->cancel)
+        c->cancel = calloc(1, sizeof(*c->cancel));
+        if (!c->cancel)
                 return -ENOMEM;
-        atomic_init(&s->cancel->refs, 1);
-        snprintf(s->cancel->where, sizeof(s->cancel->where), "%s", s->where);
-        s->cancel->cancel = PQgetCancel(s->conn);
-        return s->cancel->cancel ? 0 : -ENOMEM;
+        atomic_init(&c->cancel->refs, 1);
+        snprintf(c->cancel->where, sizeof(c->cancel->where), "%s", c->where);
+        c->cancel->cancel = PQgetCancel(c->conn);
+        if (!c->cancel->cancel)
+                return -ENOMEM;
+        return set_session_bounds(c, pc, err, errlen);
+}
+
+static void conn_done(PgConn *c) {
+        cancel_key_unref(c->cancel);
+        if (c->conn)
+                PQfinish(c->conn);
+        *c = (PgConn){ 0 };
+}
+
+static int in_recovery(PgConn *c, bool *ret, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = exec_params(c, "pg_is_in_recovery", "SELECT pg_is_in_recovery()", 0, NULL, &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        return 0;
+}
+
+/* SPEC §9: a standby source needs its primary, and the primary must not be
+ * a standby itself (its WAL position and guard would mean nothing). */
+static int connect_primary(PgSource *s, char *err, size_t errlen) {
+        const PostgresConfig *c = &s->config->postgres;
+        bool standby = false;
+        if (!*c->primary_conninfo) {
+                snprintf(err, errlen,
+                         "postgres %s is a hot standby (pg_is_in_recovery() is true), and a standby cannot hold "
+                         "the lock or show the transactions in flight: set postgres.primary_conninfo to its "
+                         "primary, or point postgres.conninfo at the primary",
+                         s->source.where);
+                return PG_ERR_NEEDS_PRIMARY;
+        }
+        int r = connect_server(&s->primary, c, c->primary_conninfo, "postgres.primary_conninfo", err, errlen);
+        if (r == 0)
+                r = in_recovery(&s->primary, &standby, err, errlen);
+        if (r == 0 && standby) {
+                snprintf(err, errlen,
+                         "postgres %s (postgres.primary_conninfo) is a standby too: point postgres.primary_conninfo "
+                         "at the primary that accepts writes",
+                         s->primary.where);
+                r = PG_ERR_NEEDS_PRIMARY;
+        }
+        return r;
 }
 
 static int pg_source_open_steps(PgSource *s, char *err, size_t errlen) {
         const Config *c = s->config;
-        int r = connect_source(s, err, errlen);
+        bool standby = false;
+        int r = connect_server(&s->source, &c->postgres, c->postgres.conninfo, "postgres.conninfo", err, errlen);
         if (r < 0)
                 return r;
-        s->orders = quote_table(s->conn, c->postgres.orders_table);
-        s->items = quote_table(s->conn, c->postgres.order_items_table);
+        s->orders = quote_table(s->source.conn, c->postgres.orders_table);
+        s->items = quote_table(s->source.conn, c->postgres.order_items_table);
         if (c->postgres.tombstones_table && *c->postgres.tombstones_table)
-                s->tombstones = quote_table(s->conn, c->postgres.tombstones_table);
+                s->tombstones = quote_table(s->source.conn, c->postgres.tombstones_table);
         if (!s->orders || !s->items ||
             (c->postgres.tombstones_table && *c->postgres.tombstones_table && !s->tombstones))
                 return -ENOMEM;
-        return set_session_bounds(s, err, errlen);
+        r = in_recovery(&s->source, &standby, err, errlen);
+        if (r < 0)
+                return r;
+        if (standby)
+                return connect_primary(s, err, errlen);
+        /* After a promotion (or with both keys naming one server) the source
+         * is the primary: lock, guard and snapshot on one server, as without
+         * a standby.  A guard read elsewhere would not cover its commits. */
+        s->primary_ignored = *c->postgres.primary_conninfo != '\0';
+        if (s->primary_ignored)
+                log_debug("postgres %s is not a standby; postgres.primary_conninfo is not used", s->source.where);
+        return 0;
 }
 
 int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
@@ -239,6 +315,7 @@ int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
         if (!s)
                 return -ENOMEM;
         s->config = c;
+        atomic_init(&s->cancelled, false);
         int r = pg_source_open_steps(s, err, errlen);
         if (r < 0) {
                 pg_source_free(s);
@@ -251,26 +328,39 @@ int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen) {
 void pg_source_free(PgSource *s) {
         if (!s)
                 return;
-        cancel_key_unref(s->cancel);
-        if (s->conn)
-                PQfinish(s->conn);
+        conn_done(&s->source);
+        conn_done(&s->primary);
         free(s->orders);
         free(s->items);
         free(s->tombstones);
         free(s);
 }
 
-void pg_source_cancel(PgSource *s) {
-        CancelKey *k = s->cancel;
+bool pg_source_is_standby(const PgSource *s) {
+        return s->primary.conn != NULL;
+}
+
+bool pg_source_primary_ignored(const PgSource *s) {
+        return s->primary_ignored;
+}
+
+static void cancel_conn(PgConn *c) {
+        CancelKey *k = c->cancel;
 
         if (!k)
                 return;
         atomic_fetch_add(&k->refs, 1);
         int r = detached_start(cancel_thread, k);
         if (r < 0) {
-                log_debug("postgres %s: cannot start the cancel thread: %s", s->where, strerror(-r));
+                log_debug("postgres %s: cannot start the cancel thread: %s", c->where, strerror(-r));
                 cancel_key_unref(k);
         }
+}
+
+void pg_source_cancel(PgSource *s) {
+        atomic_store(&s->cancelled, true); /* ends pg_source_catch_up() between its polls */
+        cancel_conn(&s->source);
+        cancel_conn(&s->primary);
 }
 
 int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen) {
@@ -278,8 +368,8 @@ int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, si
         PGresult *res;
         snprintf(k, sizeof(k), "%" PRId64, key);
         const char *params[] = { k };
-        int r = exec_params(s, "pg_try_advisory_lock", "SELECT pg_try_advisory_lock($1::bigint)", 1, params, &res, err,
-                            errlen);
+        int r = exec_params(control(s), "pg_try_advisory_lock", "SELECT pg_try_advisory_lock($1::bigint)", 1, params,
+                            &res, err, errlen);
         if (r < 0)
                 return r;
         *ret_locked = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -293,7 +383,7 @@ int pg_source_check_lock(PgSource *s, int64_t key, char *err, size_t errlen) {
         snprintf(k, sizeof(k), "%" PRId64, key);
         const char *params[] = { k };
         /* A bigint advisory key is split into classid (high half) and objid (low half). */
-        int r = exec_params(s, "check advisory lock",
+        int r = exec_params(control(s), "check advisory lock",
                             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
                             " AND granted AND objsubid = 1 AND classid = (($1::bigint >> 32) & 4294967295)::oid"
                             " AND objid = ($1::bigint & 4294967295)::oid",
@@ -311,8 +401,8 @@ int pg_source_unlock(PgSource *s, int64_t key, char *err, size_t errlen) {
         char k[32];
         snprintf(k, sizeof(k), "%" PRId64, key);
         const char *params[] = { k };
-        return exec_params(s, "pg_advisory_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL, err,
-                           errlen);
+        return exec_params(control(s), "pg_advisory_unlock", "SELECT pg_advisory_unlock($1::bigint)", 1, params, NULL,
+                           err, errlen);
 }
 
 int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
@@ -323,7 +413,7 @@ int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *re
          * own start: there is always a cap.  The functions behind the
          * pg_stat_activity and pg_prepared_xacts views, without the views'
          * joins: planning those cost ~2 ms of every run. */
-        int r = exec_params(s, "late-commit guard",
+        int r = exec_params(control(s), "late-commit guard",
                             "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),"
                             " to_char(least(statement_timestamp(),"
                             "   (SELECT min(a.xact_start) FROM pg_stat_get_activity(NULL) a"
@@ -337,28 +427,117 @@ int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *re
         return 0;
 }
 
+/* Parses one LSN column of res, naming the server and query on failure. */
+static int get_lsn(PgConn *c, const char *what, PGresult *res, int col, Lsn *ret, char *err, size_t errlen) {
+        if (lsn_parse(PQgetvalue(res, 0, col), ret) == 0)
+                return 0;
+        snprintf(err, errlen, "postgres %s: query '%s' returned '%s', not a WAL position%s", c->where, what,
+                 PQgetvalue(res, 0, col),
+                 PQgetisnull(res, 0, col) ? " (the server is no longer a standby; the next run checks again)" : "");
+        return -EIO;
+}
+
+/* The primary's WAL insert position, and its WAL page size.  Not
+ * pg_current_wal_lsn(), the write position: with synchronous_commit = off
+ * a commit is visible before its WAL is written. */
+static int read_insert_lsn(PgSource *s, Lsn *ret, uint64_t *ret_block_size, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        int r = exec_params(&s->primary, "pg_current_wal_insert_lsn",
+                            "SELECT pg_current_wal_insert_lsn()::text, current_setting('wal_block_size')", 0, NULL,
+                            &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret_block_size = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+        return get_lsn(&s->primary, "pg_current_wal_insert_lsn", res, 0, ret, err, errlen);
+}
+
+/* The standby's replay position after sleeping `sleep_usec` on the server
+ * (pg_source_cancel() interrupts the sleep), and whether replay is paused. */
+static int poll_replay(PgSource *s, usec_t sleep_usec, Lsn *ret, bool *ret_paused, char *err, size_t errlen) {
+        _cleanup_(PQclearp) PGresult *res = NULL;
+        char secs[32];
+        snprintf(secs, sizeof(secs), "%" PRIu64 ".%06" PRIu64, sleep_usec / USEC_PER_SEC, sleep_usec % USEC_PER_SEC);
+        const char *params[] = { secs };
+        int r = exec_params(
+                &s->source, "pg_last_wal_replay_lsn",
+                "SELECT pg_last_wal_replay_lsn()::text, pg_is_wal_replay_paused() FROM pg_sleep($1::float8)", 1, params,
+                &res, err, errlen);
+        if (r < 0)
+                return r;
+        *ret_paused = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+        return get_lsn(&s->source, "pg_last_wal_replay_lsn", res, 0, ret, err, errlen);
+}
+
+static int lag_exceeded(PgSource *s, Lsn target, Lsn replayed, bool paused, char *err, size_t errlen) {
+        char want[LSN_STRLEN], got[LSN_STRLEN], lag[32];
+        snprintf(err, errlen,
+                 "postgres standby %s has not replayed the primary's WAL up to %s (pg_current_wal_insert_lsn() on %s) "
+                 "within postgres.max_replica_lag (%s): it replayed up to %s, %" PRIu64 " bytes behind%s; nothing "
+                 "was written, the next run tries again",
+                 s->source.where, lsn_format(target, want), s->primary.where,
+                 duration_format(s->config->postgres.max_replica_lag, lag, sizeof(lag)), lsn_format(replayed, got),
+                 target - replayed,
+                 paused ? ", and replay is paused (SELECT pg_wal_replay_resume() on the standby)" : "");
+        return -ETIMEDOUT;
+}
+
+int pg_source_catch_up(PgSource *s, const atomic_bool *cancel, usec_t *ret_waited, char *err, size_t errlen) {
+        const usec_t start = now_usec(CLOCK_MONOTONIC);
+        const usec_t deadline = start + s->config->postgres.max_replica_lag;
+        usec_t sleep_usec = 0;
+        uint64_t block_size = 0;
+        Lsn target = 0, replayed = 0;
+        bool paused = false;
+
+        *ret_waited = 0;
+        if (!pg_source_is_standby(s))
+                return 0;
+        int r = read_insert_lsn(s, &target, &block_size, err, errlen);
+        while (r == 0) {
+                r = poll_replay(s, sleep_usec, &replayed, &paused, err, errlen);
+                if (r < 0 || lsn_replayed(replayed, target, block_size))
+                        break;
+                usec_t now = now_usec(CLOCK_MONOTONIC);
+                if (atomic_load(&s->cancelled) || (cancel && atomic_load(cancel)))
+                        r = -ECANCELED;
+                else if (now >= deadline)
+                        r = lag_exceeded(s, target, replayed, paused, err, errlen);
+                /* 1 ms, doubling up to 100 ms, never past the deadline */
+                sleep_usec = MIN(MIN(MAX(2 * sleep_usec, USEC_PER_MSEC), 100 * USEC_PER_MSEC),
+                                 deadline - MIN(now, deadline));
+        }
+        *ret_waited = now_usec(CLOCK_MONOTONIC) - start;
+        if (r == 0) {
+                char want[LSN_STRLEN];
+                log_debug("postgres standby %s: replayed up to %s (primary's insert position) after %" PRIu64 " us",
+                          s->source.where, lsn_format(target, want), *ret_waited);
+        }
+        return r;
+}
+
 int pg_source_begin(PgSource *s, char *err, size_t errlen) {
-        int r = exec_params(s, "begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL, err, errlen);
+        int r = exec_params(&s->source, "begin", "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL, err,
+                            errlen);
         if (r < 0)
                 return r;
         /* JIT compilation alone cost ~70 ms per run for queries this small. */
-        return exec_params(s, "set jit", "SET LOCAL jit = off", 0, NULL, NULL, err, errlen);
+        return exec_params(&s->source, "set jit", "SET LOCAL jit = off", 0, NULL, NULL, err, errlen);
 }
 
 int pg_source_commit(PgSource *s, char *err, size_t errlen) {
-        return exec_params(s, "commit", "COMMIT", 0, NULL, NULL, err, errlen);
+        return exec_params(&s->source, "commit", "COMMIT", 0, NULL, NULL, err, errlen);
 }
 
 void pg_source_rollback(PgSource *s) {
-        if (PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+        if (PQtransactionStatus(s->source.conn) == PQTRANS_IDLE)
                 return;
-        PQclear(PQexec(s->conn, "ROLLBACK"));
+        PQclear(PQexec(s->source.conn, "ROLLBACK"));
 }
 
 int pg_source_clock_usec(PgSource *s, uint64_t *ret, char *err, size_t errlen) {
         PGresult *res;
-        int r = exec_params(s, "clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", 0, NULL,
-                            &res, err, errlen);
+        int r = exec_params(&s->source, "clock", "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint", 0,
+                            NULL, &res, err, errlen);
         if (r < 0)
                 return r;
         *ret = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
@@ -506,8 +685,8 @@ static int find_unstorable_orders(PgSource *s, const char *since, Buf *faults, c
         if (r < 0)
                 return r;
         const char *params[] = { s->config->timezone, statuses.data, since };
-        r = exec_params(s, "completed orders outside the storable days", sql.data, since ? 3 : 2, params, &res, err,
-                        errlen);
+        r = exec_params(&s->source, "completed orders outside the storable days", sql.data, since ? 3 : 2, params, &res,
+                        err, errlen);
         for (int i = 0; r == 0 && i < PQntuples(res); i++) {
                 const char *sep = faults->len ? "; " : "", *table = s->config->postgres.orders_table;
                 if (i == UNSTORABLE_ORDERS_SHOWN)
@@ -543,7 +722,7 @@ static int read_max_changed(PgSource *s, char ret[WATERMARK_STRLEN], char *err, 
         if (r == 0)
                 r = buf_puts(&sql, ") AS g) AS x WHERE g IS NOT NULL");
         if (r == 0)
-                r = exec_params(s, "greatest change", sql.data, 0, NULL, &res, err, errlen);
+                r = exec_params(&s->source, "greatest change", sql.data, 0, NULL, &res, err, errlen);
         if (r < 0)
                 return r;
         snprintf(ret, WATERMARK_STRLEN, "%s", PQntuples(res) ? PQgetvalue(res, 0, 0) : "");
@@ -563,8 +742,8 @@ int pg_source_affected_days(PgSource *s, const char *since, Day **ret_days, size
         const char *params[] = { since, s->config->timezone, reconcile };
         int r = since ? build_changed_days(s, &sql) : build_all_days(s, &sql);
         if (r == 0)
-                r = since ? exec_params(s, "affected days", sql.data, 3, params, &res, err, errlen)
-                          : exec_params(s, "affected days", sql.data, 2, params + 1, &res, err, errlen);
+                r = since ? exec_params(&s->source, "affected days", sql.data, 3, params, &res, err, errlen)
+                          : exec_params(&s->source, "affected days", sql.data, 2, params + 1, &res, err, errlen);
         if (r == 0)
                 r = parse_days(res, &days, &n, &unstorable);
         /* The first run's day scan sees only storable days (and no NULL). */
@@ -709,7 +888,7 @@ static int history_span_days(PgSource *s, int64_t *ret, char *err, size_t errlen
             storable_bounds(&sql, "order_date", 1) < 0)
                 return -ENOMEM;
         const char *params[] = { s->config->timezone };
-        int r = exec_params(s, "history span", sql.data, 1, params, &res, err, errlen);
+        int r = exec_params(&s->source, "history span", sql.data, 1, params, &res, err, errlen);
         if (r < 0)
                 return r;
         *ret = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -814,12 +993,12 @@ static int count_day_orders(PgSource *s, const char *day_list, const char *statu
         if (buf_printf(&sql, COUNT_DAY_ORDERS, s->orders) < 0)
                 return -ENOMEM;
         const char *params[] = { day_list, s->config->timezone, statuses };
-        int r = exec_params(s, "count affected days' orders", sql.data, 3, params, &res, err, errlen);
+        int r = exec_params(&s->source, "count affected days' orders", sql.data, 3, params, &res, err, errlen);
         if (r < 0)
                 return r;
         if ((size_t)PQntuples(res) != n) {
                 snprintf(err, errlen, "postgres %s: query 'count affected days' orders' returned %d days, expected %zu",
-                         s->where, PQntuples(res), n);
+                         s->source.where, PQntuples(res), n);
                 return -EIO;
         }
         *ret = TAKE_PTR(res);
@@ -875,7 +1054,7 @@ static int sum_day_items(PgSource *s, PGresult *counts, int from, int to, const 
                 return r;
         if (n_params == 2)
                 return 0;
-        return exec_params(s, "aggregate affected days", sql.data, n_params, params, ret, err, errlen);
+        return exec_params(&s->source, "aggregate affected days", sql.data, n_params, params, ret, err, errlen);
 }
 
 /* The counts of days [from, to) joined with the sums (and checks) of those
@@ -890,7 +1069,7 @@ static int merge_counts_sums(PgSource *s, PGresult *counts, int from, int to, PG
                         if (j >= n_items || strcmp(PQgetvalue(items, j, 0), v[AGG_DAY]) != 0) {
                                 snprintf(err, errlen,
                                          "postgres %s: query 'aggregate affected days' returned no row for day %s",
-                                         s->where, v[AGG_DAY]);
+                                         s->source.where, v[AGG_DAY]);
                                 return -EIO;
                         }
                         for (int c = AGG_ITEMS; c < AGG_COLUMNS; c++)
@@ -922,7 +1101,7 @@ static int aggregate_by_ranges(PgSource *s, PGresult *counts, const char *status
 static int aggregate_rows(PgSource *s, const char *sql, int n_params, const char *const *params, size_t n,
                           AggregateOut *a, char *err, size_t errlen) {
         _cleanup_(PQclearp) PGresult *res = NULL;
-        int r = exec_params(s, "aggregate affected days", sql, n_params, params, &res, err, errlen);
+        int r = exec_params(&s->source, "aggregate affected days", sql, n_params, params, &res, err, errlen);
         if (r < 0)
                 return r;
         size_t rows = (size_t)PQntuples(res);
@@ -930,7 +1109,7 @@ static int aggregate_rows(PgSource *s, const char *sql, int n_params, const char
                 snprintf(err, errlen,
                          "postgres %s: query 'aggregate affected days' returned %zu days of %d columns, expected %zu "
                          "of %d",
-                         s->where, rows, PQnfields(res), n, AGG_COLUMNS);
+                         s->source.where, rows, PQnfields(res), n, AGG_COLUMNS);
                 return -EIO;
         }
         for (size_t i = 0; i < rows && r == 0; i++) {
@@ -964,7 +1143,7 @@ static int aggregate_scattered(PgSource *s, const Day *days, const char *day_lis
         int r = choose_by_join(s, n, &by_join, err, errlen);
         if (r < 0)
                 return r;
-        log_debug("postgres %s: order ids do not follow order_date; %s", s->where,
+        log_debug("postgres %s: order ids do not follow order_date; %s", s->source.where,
                   by_join ? "one join over the days' span" : "probing each order's items");
         if (by_join)
                 return aggregate_many_days(s, days, day_list, statuses, n, a, err, errlen);
@@ -988,7 +1167,7 @@ static int aggregate_days(PgSource *s, const Day *days, const char *day_list, co
                 dense = day_ids_dense(counts, i);
         if (!dense)
                 return aggregate_scattered(s, days, day_list, statuses, n, a, err, errlen);
-        log_debug("postgres %s: aggregating %zu days by order_id ranges", s->where, n);
+        log_debug("postgres %s: aggregating %zu days by order_id ranges", s->source.where, n);
         return aggregate_by_ranges(s, counts, statuses, a, err, errlen);
 }
 

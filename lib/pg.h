@@ -6,11 +6,18 @@
  * order_items(order_id), so a run costs what changed, not the size of the
  * history.
  *
+ * With postgres.conninfo pointing at a hot standby (SPEC §9) a PgSource
+ * also connects to postgres.primary_conninfo: the lock, the guard and the
+ * WAL insert position are read there, the snapshot on the standby once it
+ * has replayed that far (pg_source_catch_up()).
+ *
  * Errors name the server (host, port, database) and the query; passwords
  * never appear.  Connection failures return -ECONNREFUSED so callers can map
  * them to "server unavailable" (exit 69). */
 #pragma once
 
+#include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,11 +46,25 @@ typedef struct PgConnParams {
         char numbers[5][24];
 } PgConnParams;
 
-int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *application_name);
+int pg_conn_params_init(PgConnParams *p, const PostgresConfig *c, const char *conninfo, const char *application_name);
 void pg_conn_params_done(PgConnParams *p);
 
+/* pg_source_open()'s answer when postgres.conninfo is a hot standby
+ * (pg_is_in_recovery()) and postgres.primary_conninfo is empty or names a
+ * standby too: a configuration error (exit 78). */
+#define PG_ERR_NEEDS_PRIMARY (-EDESTADDRREQ)
+
+/* Connects to postgres.conninfo and, when that is a hot standby, to
+ * postgres.primary_conninfo (PG_ERR_NEEDS_PRIMARY without it). */
 int pg_source_open(const Config *c, PgSource **ret, char *err, size_t errlen);
 void pg_source_free(PgSource *s);
+
+/* Whether the source is a standby read through its primary. */
+bool pg_source_is_standby(const PgSource *s);
+/* Whether postgres.primary_conninfo is set but postgres.conninfo is not a
+ * standby (for instance promoted): then that server is used alone, as
+ * without a standby, and the caller warns. */
+bool pg_source_primary_ignored(const PgSource *s);
 
 /* Asks the server to cancel the statement in progress; callable from any
  * thread while another thread uses s (not after pg_source_free()).  Never
@@ -51,6 +72,8 @@ void pg_source_free(PgSource *s);
  * made on a short-lived thread of its own (a vanished server would
  * otherwise hold the caller for minutes). */
 void pg_source_cancel(PgSource *s);
+
+/* Lock and guard are read on the primary when the source is a standby. */
 
 /* pg_try_advisory_lock(key): never waits. */
 int pg_source_try_lock(PgSource *s, int64_t key, bool *ret_locked, char *err, size_t errlen);
@@ -68,6 +91,16 @@ int pg_source_check_lock(PgSource *s, int64_t key, char *err, size_t errlen);
  * the snapshot. */
 int pg_source_read_guard(PgSource *s, char ret_guard[WATERMARK_STRLEN], bool *ret_can_see_all, char *err,
                          size_t errlen);
+
+/* SPEC §9, between the guard and pg_source_begin(): with a standby, reads
+ * pg_current_wal_insert_lsn() on the primary and waits until the standby's
+ * pg_last_wal_replay_lsn() has reached it, so the snapshot holds every
+ * commit the guard did not see in flight.  At most
+ * postgres.max_replica_lag: past it -ETIMEDOUT (err names both servers,
+ * the lag and whether replay is paused); -ECANCELED soon after
+ * pg_source_cancel() or once *cancel (may be NULL) is set.  Does nothing on
+ * one server.  *ret_waited: how long it took. */
+int pg_source_catch_up(PgSource *s, const atomic_bool *cancel, usec_t *ret_waited, char *err, size_t errlen);
 
 /* BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SET LOCAL jit = off. */
 int pg_source_begin(PgSource *s, char *err, size_t errlen);

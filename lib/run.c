@@ -87,7 +87,8 @@ static int run_lock(Run *run) {
 }
 
 /* Step 2: the stored watermark, then, right before the snapshot, the
- * late-commit guard: nothing may sit between the guard and the snapshot. */
+ * late-commit guard: nothing may sit between the guard and the snapshot
+ * but a standby's catch-up, which only adds commits to it. */
 static int run_read_guard(Run *run) {
         bool can_see_all = true;
         int r = 0;
@@ -97,6 +98,15 @@ static int run_read_guard(Run *run) {
                 r = pg_source_read_guard(run->pg, run->guard, &can_see_all, run->err, sizeof(run->err));
         run->outcome.guard_blind = !can_see_all;
         return r;
+}
+
+/* SPEC §9: with a standby source, the snapshot waits until the standby has
+ * replayed the primary's WAL up to its insert position, read after the
+ * guard: a commit the guard did not see in flight is then in the snapshot. */
+static int run_catch_up(Run *run) {
+        run->outcome.primary_ignored = pg_source_primary_ignored(run->pg);
+        return pg_source_catch_up(run->pg, &run->control->cancel, &run->outcome.replica_wait, run->err,
+                                  sizeof(run->err));
 }
 
 static int copy_named_days(Run *run) {
@@ -252,6 +262,8 @@ static int run_steps(Run *run) {
                 return r; /* failed, or skipped */
         r = run_read_guard(run);
         if (r == 0)
+                r = run_timed(run, RUN_STAGE_POSTGRES, run_catch_up);
+        if (r == 0)
                 r = run_timed(run, RUN_STAGE_POSTGRES, run_snapshot);
         if (r == 0)
                 r = run_timed(run, RUN_STAGE_CLICKHOUSE, run_store);
@@ -322,6 +334,10 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunBacklo
 
 bool run_error_unavailable(int r) {
         return r == -ECONNREFUSED || r == -ETIMEDOUT || r == -ECONNRESET;
+}
+
+bool run_error_config(int r) {
+        return r == PG_ERR_NEEDS_PRIMARY;
 }
 
 int run_summary(const RunRecord *rec, const RunOutcome *out, bool explicit_days, char *buf, size_t len) {

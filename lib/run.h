@@ -86,6 +86,8 @@ typedef struct RunOptions {
 typedef struct RunOutcome {
         bool server_unavailable; /* Postgres or ClickHouse could not be reached */
         bool guard_blind;        /* the role cannot see other sessions (no pg_read_all_stats) */
+        bool primary_ignored;    /* postgres.primary_conninfo set, postgres.conninfo not a standby */
+        usec_t replica_wait;     /* how long the standby took to catch up (SPEC §9); 0 on one server */
         bool run_row_written;
         Day first_day, last_day;          /* affected range, when days_recomputed > 0 */
         char watermark[WATERMARK_STRLEN]; /* after the run ("" = none) */
@@ -107,6 +109,16 @@ int run_execute(const Config *c, const RunOptions *o, RunControl *ctl, RunBacklo
  * -ECONNREFUSED, -ETIMEDOUT, -ECONNRESET.  A client-side problem (ch.h's
  * -EPROTO: TLS, URL) or a server's error answer is not "unavailable". */
 bool run_error_unavailable(int r);
+
+/* Logged (once) by whoever runs a run whose outcome has primary_ignored. */
+#define RUN_PRIMARY_IGNORED_WARNING                                                                            \
+        "postgres.conninfo is not a hot standby (promoted?), so postgres.primary_conninfo is not used: lock, " \
+        "guard and snapshot are all read on postgres.conninfo; remove postgres.primary_conninfo if this is meant"
+
+/* Whether an error from a run, pg.h or verify.h is the configuration's
+ * (exit 78): postgres.conninfo is a standby without a usable
+ * postgres.primary_conninfo. */
+bool run_error_config(int r);
 
 /* A one-line summary of a finished run for the log ("run ID (trigger T):
  * success in 0.123 s: ..."), and the syslog priority to log it at.

@@ -173,7 +173,13 @@ static int check_connect(Check *k, char *err, size_t errlen) {
                 return r;
         if (k->control)
                 run_control_publish(k->control, k->pg);
-        return check_cancelled(k);
+        r = check_cancelled(k);
+        if (r == 0) {
+                /* a standby shows at least what the primary had committed when the check began */
+                usec_t waited;
+                r = pg_source_catch_up(k->pg, k->control ? &k->control->cancel : NULL, &waited, err, errlen);
+        }
+        return r;
 }
 
 /* Aggregates k->days in the open snapshot, commits it, reads the stored

@@ -334,6 +334,7 @@ class PostgresServer(_Server):
     name = "pg"
     superuser = "postgres"
     stop_signal = signal.SIGINT  # Postgres' fast shutdown: it does not wait for clients
+    extra_settings = {}  # subclasses: settings on top of the defaults below
 
     def __init__(
         self, bin_dir=PG_BIN, password=None, timezone="UTC", role="salesd", host="127.0.0.1", netns=None,
@@ -422,6 +423,7 @@ class PostgresServer(_Server):
             "log_min_messages": "warning",
             "autovacuum": "off",
         }
+        settings.update(self.extra_settings)
         cmd = [self.bin_dir / "postgres", "-D", self.datadir]
         for k, v in settings.items():
             cmd += ["-c", f"{k}={v}"]
@@ -538,6 +540,87 @@ class PostgresServer(_Server):
             if read_all_stats:
                 conn.execute(f"GRANT pg_read_all_stats TO {name}")
         return name
+
+
+class PostgresPrimary(PostgresServer):
+    """A PostgresServer that streams its WAL to standbys (SPEC §9):
+    wal_level replica, WAL senders, replication connections trusted."""
+
+    extra_settings = {"wal_level": "replica", "max_wal_senders": "4", "full_page_writes": "on"}
+
+    def _prepare(self):
+        super()._prepare()
+        with open(self.datadir / "pg_hba.conf", "a") as f:
+            f.write(f"host replication all {self.client_net} trust\n")
+
+
+class PostgresStandby(PostgresServer):
+    """A streaming hot standby of a running PostgresPrimary, cloned with
+    `pg_basebackup -R -X stream` (which writes standby.signal and the
+    primary_conninfo), on a port of its own.  Roles and databases come from
+    the primary; the standby is read-only.  `replay_pause()` and
+    `replay_resume()` make replication lag on demand; `caught_up()` waits
+    until everything the primary inserted so far is replayed."""
+
+    name = "pg"
+    extra_settings = {
+        "wal_level": "replica",
+        "max_wal_senders": "4",
+        "hot_standby": "on",
+        "hot_standby_feedback": "on",
+    }
+
+    def __init__(self, primary):
+        super().__init__(bin_dir=primary.bin_dir, password=primary.password, timezone=primary.timezone,
+                         role=primary.role)
+        self.primary = primary
+
+    def _prepare(self):
+        self._templates = set()
+        self._run_as_owner(["mkdir", "-m", "0700", self.sockdir])
+        self._run_as_owner(
+            [
+                self.bin_dir / "pg_basebackup",
+                "-D", self.datadir,
+                "-R", "-X", "stream", "-c", "fast", "--no-sync",
+                "-h", self.primary.host, "-p", str(self.primary.port), "-U", self.superuser,
+            ]
+        )
+        self.port = free_port()
+
+    def _setup(self):
+        pass  # the salesd role is the primary's
+
+    def replay_lsn(self):
+        with self.connect("postgres") as conn:
+            return conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
+
+    def caught_up(self, timeout=30):
+        """Wait until the standby has replayed what the primary inserted so far."""
+        with self.primary.connect("postgres") as p:
+            target = p.execute("SELECT pg_current_wal_insert_lsn()").fetchone()[0]
+        with self.connect("postgres") as conn:
+            wait_until(
+                lambda: conn.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (str(target),)
+                ).fetchone()[0],
+                timeout=timeout, interval=0.01, what=f"the standby to replay up to {target}",
+            )
+
+    def replay_pause(self):
+        with self.connect("postgres") as conn:
+            conn.execute("SELECT pg_wal_replay_pause()")
+            wait_until(
+                lambda: conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] == "paused",
+                interval=0.01, what="replay paused",
+            )
+
+    def replay_resume(self):
+        with self.connect("postgres") as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+
+    def create_database(self, name, schema=True):
+        raise RuntimeError("a standby is read-only: create the database on its primary")
 
 
 def _pg_literal(s):

@@ -21,7 +21,9 @@ from harness.servers import (  # noqa: E402
     REPO,
     ClickHouseCluster,
     ClickHouseServer,
+    PostgresPrimary,
     PostgresServer,
+    PostgresStandby,
     _preexec,
     clean_env,
     free_port,
@@ -48,6 +50,10 @@ class _ServerPool:
                 server = PostgresServer()
             elif kind == "cluster":
                 server = ClickHouseCluster()
+            elif kind == "postgres-primary":
+                server = PostgresPrimary()
+            elif kind == "postgres-standby":
+                server = PostgresStandby(self.get("postgres-primary"))
             else:
                 server = BACKENDS[kind]()
             server.start()
@@ -140,6 +146,14 @@ class PgDb:
 @pytest.fixture(scope="session")
 def pg_server(_server_pool):
     return _server_pool.get("postgres")
+
+
+@pytest.fixture(scope="session")
+def pg_standby_server(_server_pool):
+    """A primary (`.primary`) and its streaming hot standby (SPEC §9),
+    started on first use and shared by the session; the single pg_server
+    is another instance."""
+    return _server_pool.get("postgres-standby")
 
 
 @pytest.fixture

@@ -101,6 +101,14 @@ def daemon_config(salesd, pg_db, ch, port=None, **overrides):
     return salesd.write_config(pg_db, ch, base)
 
 
+def lock_waiters(pg_db):
+    """How many salesd sessions wait for a lock (a table lock, an advisory lock)."""
+    rows = pg_db.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'salesd' AND wait_event_type = 'Lock'"
+    )
+    return rows[0][0]
+
+
 class TableLock:
     """Holds ACCESS EXCLUSIVE on orders so a run blocks inside Postgres."""
 
@@ -110,10 +118,7 @@ class TableLock:
         self.conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
 
     def waiters(self):
-        rows = self.pg_db.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'salesd' AND wait_event_type = 'Lock'"
-        )
-        return rows[0][0]
+        return lock_waiters(self.pg_db)
 
     def release(self):
         if self.conn is not None:

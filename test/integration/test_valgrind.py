@@ -20,6 +20,7 @@ import requests
 
 from conftest import Salesd
 from harness.servers import REPO, free_port, wait_until
+from test_daemon import TableLock
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SALESD_VALGRIND") != "1", reason="valgrind runs only under `make valgrind` (SALESD_VALGRIND=1)"
@@ -158,23 +159,6 @@ def test_run_with_signals(vsalesd, pg_db, ch18_db):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) == 0, proc.stderr[-3000:]
     vsalesd.check_logs()
-
-
-class TableLock:
-    """Holds ACCESS EXCLUSIVE on orders so a run blocks inside Postgres."""
-
-    def __init__(self, pg_db):
-        self.pg_db = pg_db
-        self.conn = pg_db.connect(autocommit=False)
-        self.conn.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-
-    def waiters(self):
-        q = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'salesd' AND wait_event_type = 'Lock'"
-        return self.pg_db.query(q)[0][0]
-
-    def release(self):
-        self.conn.rollback()
-        self.conn.close()
 
 
 def test_notify_run_and_sigterm_mid_run(vsalesd, pg_db, ch18_db):

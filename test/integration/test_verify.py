@@ -143,13 +143,8 @@ def _metric(port, name):
     raise AssertionError(f"{name} not in /metrics")
 
 
-def test_daemon_audit_finds_drift_and_the_next_run_repairs_it(salesd, pg_db, ch18_db):
-    import signal
-
-    from harness.servers import free_port
-    from test_daemon import daemon_config
-
-    day = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=5)).date()
+def _seed_today_and_five_days_ago(pg_db):
+    """One completed order today and one five days ago, changed an hour ago."""
     pg_db.execute(
         "INSERT INTO orders (order_id, customer_id, status, order_date, updated_at) VALUES"
         " (1, 1, 'completed', now() - interval '5 days', now() - interval '1 hour'),"
@@ -159,6 +154,16 @@ def test_daemon_audit_finds_drift_and_the_next_run_repairs_it(salesd, pg_db, ch1
         "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price, updated_at)"
         " VALUES (1, 1, 1, 2, 10.05, 4.00, now() - interval '1 hour'), (2, 2, 1, 1, 0.10, 0.05, now() - interval '1 hour')"
     )
+
+
+def test_daemon_audit_finds_drift_and_the_next_run_repairs_it(salesd, pg_db, ch18_db):
+    import signal
+
+    from harness.servers import free_port
+    from test_daemon import daemon_config
+
+    day = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=5)).date()
+    _seed_today_and_five_days_ago(pg_db)
     port = free_port()
     cfg = daemon_config(
         salesd, pg_db, ch18_db, port=port, run_on_start=True, overlap="0s", reconcile_days=0,
@@ -201,17 +206,9 @@ def test_stop_cancels_an_audit_waiting_in_postgres(salesd, pg_db, ch18_db):
     import time
 
     from harness.servers import free_port
-    from test_daemon import TableLock, daemon_config
+    from test_daemon import daemon_config, lock_waiters
 
-    pg_db.execute(
-        "INSERT INTO orders (order_id, customer_id, status, order_date, updated_at) VALUES"
-        " (1, 1, 'completed', now() - interval '5 days', now() - interval '1 hour'),"
-        " (2, 1, 'completed', now(), now() - interval '1 hour')"
-    )
-    pg_db.execute(
-        "INSERT INTO order_items (order_item_id, order_id, product_id, quantity, price, cost_price, updated_at)"
-        " VALUES (1, 1, 1, 2, 10.05, 4.00, now() - interval '1 hour'), (2, 2, 1, 1, 0.10, 0.05, now() - interval '1 hour')"
-    )
+    _seed_today_and_five_days_ago(pg_db)
     pg_db.execute(
         "CREATE FUNCTION audit_gate(d timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN"
         " IF d < now() - interval '2 days' THEN PERFORM pg_advisory_lock_shared(4242); PERFORM pg_advisory_unlock_shared(4242);"
@@ -228,12 +225,10 @@ def test_stop_cancels_an_audit_waiting_in_postgres(salesd, pg_db, ch18_db):
     wait_until(lambda: _get_json(port, "/healthz")["audit"]["last_audit"], what="the first audit")
     gate = pg_db.connect(autocommit=True)
     gate.execute("SELECT pg_advisory_lock(4242)")
-    waiting = TableLock.__new__(TableLock)  # only for its waiters() query
-    waiting.pg_db = pg_db
     try:
         proc.send_signal(signal.SIGUSR1)
         proc.wait_for(r"\(trigger signal\): success")
-        wait_until(lambda: waiting.waiters() == 1, what="the audit waiting at the gate")
+        wait_until(lambda: lock_waiters(pg_db) == 1, what="the audit waiting at the gate")
         started = time.monotonic()
         assert proc.stop(timeout=30) == 0, proc.stderr[-3000:]
         assert time.monotonic() - started < 6, proc.stderr[-3000:]  # the grace period is 8 s

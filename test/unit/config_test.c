@@ -862,6 +862,8 @@ static void test_env_overrides(void **state) {
         setenv("SALESD_POSTGRES_CONNINFO", "host=envdb dbname=shop", 1);
         setenv("SALESD_POSTGRES_COMPLETED_STATUSES", " completed , shipped,paid ", 1);
         setenv("SALESD_POSTGRES_LOCK_KEY", "-7", 1);
+        setenv("SALESD_POSTGRES_PRIMARY_CONNINFO", "host=envprimary dbname=shop", 1);
+        setenv("SALESD_POSTGRES_MAX_REPLICA_LAG", "2s", 1);
         setenv("SALESD_CLICKHOUSE_URL", "https://env-ch:8443", 1);
         setenv("SALESD_CLICKHOUSE_RETRIES", "9", 1);
         setenv("SALESD_HTTP_LISTEN", "", 1);
@@ -880,6 +882,8 @@ static void test_env_overrides(void **state) {
         assert_string_equal(c->postgres.completed_statuses[2], "paid");
         assert_null(c->postgres.completed_statuses[3]);
         assert_true(c->postgres.lock_key == -7);
+        assert_string_equal(c->postgres.primary_conninfo, "host=envprimary dbname=shop");
+        assert_true(c->postgres.max_replica_lag == 2 * USEC_PER_SEC);
         assert_string_equal(c->clickhouse.url[0], "https://env-ch:8443");
         assert_int_equal(c->clickhouse.retries, 9);
         assert_string_equal(c->http.listen, "");
@@ -1087,15 +1091,16 @@ static void test_print_masks_secrets(void **state) {
         };
         for (size_t i = 0; i < sizeof(conninfos) / sizeof(conninfos[0]); i++) {
                 snprintf(yaml, sizeof(yaml),
-                         "postgres:\n  conninfo: \"%s\"\n  password_file: %s\nclickhouse:\n  url: "
-                         "http://ch:8123\n  password_file: %s\nhttp:\n  token_file: %s\n",
-                         conninfos[i], pg, ch, tok);
+                         "postgres:\n  conninfo: \"%s\"\n  primary_conninfo: \"%s\"\n  password_file: %s\n"
+                         "clickhouse:\n  url: http://ch:8123\n  password_file: %s\nhttp:\n  token_file: %s\n",
+                         conninfos[i], conninfos[(i + 1) % (sizeof(conninfos) / sizeof(conninfos[0]))], pg, ch, tok);
                 Config *c = load_ok(temp_file("p.yaml", yaml));
                 char *out = print_config(c);
                 if (strstr(out, "InlineSecret") || strstr(out, "Inline Secret") || strstr(out, "FilePgSecret") ||
                     strstr(out, "FileChSecret") || strstr(out, "FileTokenSecret"))
                         fail_msg("secret in check-config output:\n%s", out);
                 assert_non_null(strstr(out, "********"));
+                assert_non_null(strstr(strstr(out, "primary_conninfo: "), "********"));
                 assert_non_null(strstr(out, "# password: (set)"));
                 assert_non_null(strstr(out, "# token: (set)"));
                 free(out);
