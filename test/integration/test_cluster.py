@@ -333,13 +333,20 @@ def test_replica_killed_between_reads_and_inserts(cluster_db, pg_db, salesd, who
     assert stored_versions(r1) == before
 
 
-def test_quorum_refused_with_a_replica_down_writes_nothing(cluster_db, pg_db, salesd, whole_cluster):
+def _quorum_of_two(cluster_db, pg_db, salesd):
+    """The tricky shop, a config with insert_quorum 2, the schema on both
+    replicas; returns the cluster, both replicas' databases and the config."""
     src = Source(pg_db)
     load_tricky(src)
     cluster = cluster_db.cluster
     r1, r2 = cluster_db.on
     cfg = write_config(salesd, pg_db, cluster_db, **{"clickhouse.insert_quorum": 2})
     run_ok(salesd, cfg, "init-schema")
+    return cluster, r1, r2, cfg
+
+
+def test_quorum_refused_with_a_replica_down_writes_nothing(cluster_db, pg_db, salesd, whole_cluster):
+    cluster, r1, r2, cfg = _quorum_of_two(cluster_db, pg_db, salesd)
     cluster.replicas[1].halt()  # a clean stop: its ZooKeeper session ends now
     r = salesd.run("once", config=cfg)
     assert r.returncode == 1, r.stderr
@@ -363,12 +370,7 @@ def test_quorum_with_a_replica_killed_times_out_on_the_server(cluster_db, pg_db,
     insert_quorum_timeout, below clickhouse.timeout, ends the wait with the
     server's quorum error, not the client's timeout.  After the replica is
     back the quorum completes and the next run is exact."""
-    src = Source(pg_db)
-    load_tricky(src)
-    cluster = cluster_db.cluster
-    r1, r2 = cluster_db.on
-    cfg = write_config(salesd, pg_db, cluster_db, **{"clickhouse.insert_quorum": 2})
-    run_ok(salesd, cfg, "init-schema")
+    cluster, r1, r2, cfg = _quorum_of_two(cluster_db, pg_db, salesd)
     cluster.replicas[1].kill()
     r = salesd.run("once", config=cfg)
     assert r.returncode == 1, r.stderr

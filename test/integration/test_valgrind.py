@@ -20,14 +20,13 @@ import requests
 
 from conftest import Salesd
 from harness.servers import REPO, free_port, wait_until
-from test_daemon import TableLock
+from test_daemon import TOKEN, TableLock, daemon_config
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SALESD_VALGRIND") != "1", reason="valgrind runs only under `make valgrind` (SALESD_VALGRIND=1)"
 )
 
 SUPPRESSIONS = REPO / "test" / "valgrind" / "salesd.supp"
-TOKEN = "t0k3n-for-valgrind-0123456789"
 
 
 class ValgrindSalesd(Salesd):
@@ -85,21 +84,10 @@ def seed(pg_db):
 
 
 def config(s, pg_db, ch, port=None, **overrides):
-    base = {
-        "run_on_start": False,
-        "schedule": "0 0 1 1 *",
-        "heartbeat_interval": "2s",
-        "http.listen": f"127.0.0.1:{port}" if port else "",
-        # memcheck slows salesd down ~20-50x
-        "clickhouse.timeout": "60s",
-        "run_timeout": "10m",
-    }
-    if port:
-        token = s.tmp_path / "http-token"
-        token.write_text(TOKEN + "\n")
-        base["http.token_file"] = str(token)
-    base.update(overrides)
-    return s.write_config(pg_db, ch, base)
+    """test_daemon's daemon config, with room for memcheck, which slows
+    salesd down 20-50x."""
+    slow = {"heartbeat_interval": "2s", "clickhouse.timeout": "60s", "run_timeout": "10m"}
+    return daemon_config(s, pg_db, ch, port, **{**slow, **overrides})
 
 
 def test_once_backfill_and_errors(vsalesd, pg_db, ch18_db):
