@@ -248,7 +248,15 @@ static void conn_done(PgConn *c) {
         *c = (PgConn){ 0 };
 }
 
+/* Whether c is a standby.  Servers since 14 report in_hot_standby when the
+ * connection starts (and again on promotion): no round trip on a run's
+ * path; older ones are asked. */
 static int in_recovery(PgConn *c, bool *ret, char *err, size_t errlen) {
+        const char *reported = PQparameterStatus(c->conn, "in_hot_standby");
+        if (reported) {
+                *ret = strcmp(reported, "on") == 0;
+                return 0;
+        }
         _cleanup_(PQclearp) PGresult *res = NULL;
         int r = exec_params(c, "pg_is_in_recovery", "SELECT pg_is_in_recovery()", 0, NULL, &res, err, errlen);
         if (r < 0)
